@@ -1,0 +1,129 @@
+"""The single error hierarchy of ParcelProof, rooted at :class:`Error`."""
+
+from __future__ import annotations
+
+
+class Error(Exception):
+    """Root of every error ParcelProof raises on purpose."""
+
+
+# --- input decoding -------------------------------------------------------------------------
+
+
+class FormatError(Error, ValueError):
+    """Input is malformed: wrong type, wrong length, bad encoding."""
+
+
+class TruncationError(FormatError):
+    """Input ended before everything expected was read (e.g. a short proof)."""
+
+
+class TrailingGarbageError(FormatError):
+    """Input carries more data than the structure it encodes (e.g. an over-long proof)."""
+
+
+# --- verification ---------------------------------------------------------------------------
+
+
+class VerificationError(Error):
+    """A proof, commitment, signature or ciphertext did not verify."""
+
+
+class RootMismatchError(VerificationError):
+    """A proof led to a root other than the expected one."""
+
+    def __init__(self, expected: bytes, calculated: bytes, what: str = "root") -> None:
+        self.expected = expected
+        self.calculated = calculated
+        super().__init__(
+            f"{what} mismatch: expected {expected.hex()}, calculated {calculated.hex()}"
+        )
+
+
+class IndexOutOfRangeError(VerificationError, FormatError):
+    """A leaf index or tree size is outside what the tree can hold."""
+
+
+class CommitmentMismatchError(VerificationError):
+    """Disclosed fields and digests do not recompute to the committed value."""
+
+
+class SignatureError(VerificationError):
+    """A signature is malformed or was made by a key other than the expected one."""
+
+
+class DecryptionError(VerificationError):
+    """A ciphertext failed authentication: wrong key, wrong associated data or tampering."""
+
+
+# --- keys and membership --------------------------------------------------------------------
+
+
+class KeyStateError(Error):
+    """A key is unknown, revoked, expired or was destroyed."""
+
+
+class UnknownKeyError(KeyStateError):
+    """No key with this identifier is known."""
+
+
+class KeyDestroyedError(KeyStateError):
+    """The key existed but was destroyed (crypto-shredding)."""
+
+
+class AgentKeyNotValidError(KeyStateError):
+    """An agent key is revoked, not yet valid or expired at the time that matters."""
+
+
+# --- ledger ---------------------------------------------------------------------------------
+
+
+class ChainError(Error):
+    """The ledger refused an operation or could not be reached."""
+
+
+class NetworkError(ChainError):
+    """The JSON-RPC endpoint is unreachable or answered with a transport failure."""
+
+
+class ContractRevertError(ChainError):
+    """The ParcelLedger contract reverted with one of its custom errors.
+
+    ``name`` is the Solidity error name (e.g. ``ParcelLedgerNonGrowingCheckpoint``) and
+    ``args`` its decoded arguments, whatever backend the call went through.
+    """
+
+    def __init__(self, name: str, args: tuple[object, ...] = (), detail: str = "") -> None:
+        self.name = name
+        self.args_ = args
+        shown = ", ".join(_show(a) for a in args)
+        message = f"{name}({shown})"
+        if detail:
+            message = f"{message}: {detail}"
+        super().__init__(message)
+
+
+class UnknownCourierError(ContractRevertError):
+    """The courier is not a member of the consortium ledger."""
+
+
+class UnauthorizedError(ContractRevertError):
+    """The sender lacks the role or membership the function requires."""
+
+
+class NonGrowingCheckpointError(ContractRevertError):
+    """A checkpoint did not strictly grow the courier's log."""
+
+
+class InconsistentCheckpointError(ContractRevertError):
+    """A checkpoint's consistency proof does not link it to the previous checkpoint."""
+
+
+class UnknownCheckpointError(ContractRevertError):
+    """No checkpoint of that size was anchored for the courier."""
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return repr(value)
