@@ -47,6 +47,23 @@ class IndexOutOfRangeError(VerificationError, FormatError):
 class CommitmentMismatchError(VerificationError):
     """Disclosed fields and digests do not recompute to the committed value."""
 
+    def __init__(self, expected: bytes, calculated: bytes, what: str = "commitment") -> None:
+        self.expected = expected
+        self.calculated = calculated
+        super().__init__(
+            f"{what} mismatch: expected {expected.hex()}, calculated {calculated.hex()}"
+        )
+
+
+class HashChainError(VerificationError):
+    """A shipment's per-log hash chain is broken: an event is missing, reordered, duplicated,
+    substituted or belongs to another log or shipment. ``position`` is the index of the first
+    event that does not link."""
+
+    def __init__(self, position: int, message: str) -> None:
+        self.position = position
+        super().__init__(message)
+
 
 class SignatureError(VerificationError):
     """A signature is malformed or was made by a key other than the expected one."""
@@ -123,7 +140,43 @@ class UnknownCheckpointError(ContractRevertError):
     """No checkpoint of that size was anchored for the courier."""
 
 
+class InactiveCourierError(ContractRevertError):
+    """The courier was removed from the consortium and may no longer anchor or register keys."""
+
+
+class UnknownAgentKeyError(ContractRevertError):
+    """No agent key is registered on the ledger for that address."""
+
+
+class UnknownDisputeError(ContractRevertError):
+    """No dispute with that identifier is recorded on the ledger."""
+
+
+class LedgerConflictError(ContractRevertError):
+    """The ledger already holds a conflicting record: a courier, account, agent key or dispute
+    that exists, a key already revoked or a dispute already resolved."""
+
+
+class CompilerError(ChainError):
+    """The Solidity toolchain (Node, the solc shim, solc) is missing or compilation failed."""
+
+
 def _show(value: object) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
     return repr(value)
+
+
+# --- use cases ------------------------------------------------------------------------------
+
+
+class NotFoundError(Error):
+    """Nothing matched. Deliberately vague where telling more would be an enumeration oracle."""
+
+
+class ConflictError(Error):
+    """The request contradicts what is already recorded (e.g. a duplicate)."""
+
+
+class TransitionError(FormatError):
+    """A milestone may not follow the shipment's current status."""

@@ -1,0 +1,425 @@
+"""Version-1 proof bundles: strict parsing, serialisation and verification against a ledger view.
+
+A bundle is portable evidence for one parcel: for every courier log the parcel touched it
+carries the anchored checkpoint, each event's commitment with the fields revealed to this
+reader (the others only as digests), the agent's EIP-712 signature and the RFC 9162 audit path.
+Verification needs nothing but the bundle and read access to the ParcelLedger contract
+(:class:`LedgerView`). See docs/proof-bundle.md for the normative description.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from eth_utils.address import to_checksum_address
+
+from parcelproof.core import eip712, merkle
+from parcelproof.core.commitment import ZERO32, Disclosure, FieldOpening
+from parcelproof.core.errors import (
+    ContractRevertError,
+    FormatError,
+    TrailingGarbageError,
+    VerificationError,
+)
+
+FORMAT = "parcelproof-bundle"
+VERSION = 1
+MAX_LOGS = 16
+MAX_EVENTS_PER_LOG = 1024
+MAX_PROOF = 64
+
+
+class LedgerView(Protocol):
+    """Read-only view of the ParcelLedger contract a bundle is verified against."""
+
+    @property
+    def chain_id(self) -> int: ...
+
+    @property
+    def address(self) -> str: ...
+
+    def checkpoint_root(self, courier_id: bytes, size: int) -> bytes: ...
+
+    def is_agent_key_valid(self, courier_id: bytes, agent: str, at: int) -> bool: ...
+
+
+@dataclass(frozen=True)
+class BundleEvent:
+    """One event of one log as a bundle carries it."""
+
+    disclosure: Disclosure
+    commitment: bytes
+    event_time: int
+    agent: str
+    signature: bytes
+    leaf_index: int | None
+    inclusion_proof: tuple[bytes, ...] | None
+
+    @property
+    def anchored(self) -> bool:
+        return self.inclusion_proof is not None
+
+
+@dataclass(frozen=True)
+class BundleLog:
+    """The part of a bundle that concerns one courier log."""
+
+    log_id: bytes
+    shipment: bytes
+    checkpoint_size: int
+    checkpoint_root: bytes
+    events: tuple[BundleEvent, ...]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A parsed, well-formed version-1 proof bundle."""
+
+    chain_id: int
+    ledger: str
+    logs: tuple[BundleLog, ...]
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one verification step."""
+
+    name: str
+    subject: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    """Every check a verification ran, in order."""
+
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def add(self, name: str, subject: str, ok: bool, detail: str = "") -> None:
+        self.checks.append(Check(name, subject, ok, detail))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checks": [
+                {"name": c.name, "subject": c.subject, "ok": c.ok, "detail": c.detail}
+                for c in self.checks
+            ],
+        }
+
+
+# --- encoding helpers -----------------------------------------------------------------------
+
+
+def hex32(value: bytes) -> str:
+    """Encode 32 bytes as 0x-prefixed lower-case hex."""
+    return "0x" + value.hex()
+
+
+def _expect_keys(
+    obj: object, where: str, required: set[str], optional: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise FormatError(f"{where} must be an object")
+    missing = required - obj.keys()
+    if missing:
+        raise FormatError(f"{where} lacks {', '.join(sorted(missing))}")
+    extra = obj.keys() - required - optional
+    if extra:
+        raise TrailingGarbageError(f"{where} has unknown keys {', '.join(sorted(extra))}")
+    return obj
+
+
+def _int(value: object, where: str, *, bits: int = 64) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
+        raise FormatError(f"{where} must be an integer in [0, 2^{bits})")
+    return value
+
+
+def _hex(value: object, where: str, size: int) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise FormatError(f"{where} must be a 0x-prefixed hex string")
+    try:
+        raw = bytes.fromhex(value[2:])
+    except ValueError:
+        raise FormatError(f"{where} is not valid hex") from None
+    if len(raw) != size:
+        raise FormatError(f"{where} has {len(raw)} bytes, want {size}")
+    return raw
+
+
+def _address(value: object, where: str) -> str:
+    raw = _hex(value, where, 20)
+    return str(to_checksum_address(raw))
+
+
+def _list(value: object, where: str, limit: int) -> list[Any]:
+    if not isinstance(value, list):
+        raise FormatError(f"{where} must be a list")
+    if len(value) > limit:
+        raise FormatError(f"{where} has {len(value)} entries, at most {limit} allowed")
+    return value
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+_EVENT_KEYS = {
+    "sequence",
+    "previous",
+    "commitment",
+    "revealed",
+    "withheld",
+    "eventTime",
+    "agent",
+    "signature",
+    "leafIndex",
+    "inclusionProof",
+}
+
+
+def _parse_event(obj: object, where: str, log_id: bytes, shipment: bytes) -> BundleEvent:
+    o = _expect_keys(obj, where, _EVENT_KEYS)
+    revealed = tuple(
+        FieldOpening.from_json(f) for f in _list(o["revealed"], f"{where}.revealed", 64)
+    )
+    withheld = tuple(
+        _hex(d, f"{where}.withheld[{i}]", 32)
+        for i, d in enumerate(_list(o["withheld"], f"{where}.withheld", 64))
+    )
+    disclosure = Disclosure(
+        log_id=log_id,
+        shipment=shipment,
+        sequence=_int(o["sequence"], f"{where}.sequence"),
+        previous=_hex(o["previous"], f"{where}.previous", 32),
+        revealed=revealed,
+        withheld=withheld,
+    )
+    proof_obj = o["inclusionProof"]
+    if proof_obj is None:
+        if o["leafIndex"] is not None:
+            raise FormatError(f"{where}: leafIndex without inclusionProof")
+        leaf_index, proof = None, None
+    else:
+        leaf_index = _int(o["leafIndex"], f"{where}.leafIndex")
+        proof = tuple(
+            _hex(h, f"{where}.inclusionProof[{i}]", 32)
+            for i, h in enumerate(_list(proof_obj, f"{where}.inclusionProof", MAX_PROOF))
+        )
+    return BundleEvent(
+        disclosure=disclosure,
+        commitment=_hex(o["commitment"], f"{where}.commitment", 32),
+        event_time=_int(o["eventTime"], f"{where}.eventTime"),
+        agent=_address(o["agent"], f"{where}.agent"),
+        signature=_hex(o["signature"], f"{where}.signature", 65),
+        leaf_index=leaf_index,
+        inclusion_proof=proof,
+    )
+
+
+def parse_bundle(obj: object) -> Bundle:
+    """Parse a decoded JSON bundle strictly; raise :class:`FormatError` on anything off."""
+    o = _expect_keys(obj, "bundle", {"format", "version", "chain", "logs"})
+    if o["format"] != FORMAT:
+        raise FormatError(f"bundle.format must be {FORMAT!r}")
+    if o["version"] != VERSION:
+        raise FormatError(f"unsupported bundle version {o['version']!r}, this verifier reads 1")
+    chain = _expect_keys(o["chain"], "bundle.chain", {"chainId", "ledger"})
+    logs = []
+    seen: set[bytes] = set()
+    for i, lo in enumerate(_list(o["logs"], "bundle.logs", MAX_LOGS)):
+        where = f"bundle.logs[{i}]"
+        lg = _expect_keys(lo, where, {"logId", "shipment", "checkpoint", "events"})
+        log_id = _hex(lg["logId"], f"{where}.logId", 32)
+        if log_id in seen:
+            raise FormatError(f"{where}: log {hex32(log_id)} appears twice")
+        seen.add(log_id)
+        shipment = _hex(lg["shipment"], f"{where}.shipment", 32)
+        cp = _expect_keys(lg["checkpoint"], f"{where}.checkpoint", {"size", "root"})
+        events = tuple(
+            _parse_event(e, f"{where}.events[{j}]", log_id, shipment)
+            for j, e in enumerate(_list(lg["events"], f"{where}.events", MAX_EVENTS_PER_LOG))
+        )
+        if not events:
+            raise FormatError(f"{where} has no events")
+        logs.append(
+            BundleLog(
+                log_id=log_id,
+                shipment=shipment,
+                checkpoint_size=_int(cp["size"], f"{where}.checkpoint.size"),
+                checkpoint_root=_hex(cp["root"], f"{where}.checkpoint.root", 32),
+                events=events,
+            )
+        )
+    if not logs:
+        raise FormatError("bundle.logs is empty")
+    return Bundle(
+        chain_id=_int(chain["chainId"], "bundle.chain.chainId"),
+        ledger=_address(chain["ledger"], "bundle.chain.ledger"),
+        logs=tuple(logs),
+    )
+
+
+def bundle_to_json(bundle: Bundle) -> dict[str, Any]:
+    """Serialise a bundle to its JSON object form (inverse of :func:`parse_bundle`)."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "chain": {"chainId": bundle.chain_id, "ledger": bundle.ledger},
+        "logs": [
+            {
+                "logId": hex32(lg.log_id),
+                "shipment": hex32(lg.shipment),
+                "checkpoint": {"size": lg.checkpoint_size, "root": hex32(lg.checkpoint_root)},
+                "events": [_event_to_json(e) for e in lg.events],
+            }
+            for lg in bundle.logs
+        ],
+    }
+
+
+def _event_to_json(e: BundleEvent) -> dict[str, Any]:
+    d = e.disclosure
+    return {
+        "sequence": d.sequence,
+        "previous": hex32(d.previous),
+        "commitment": hex32(e.commitment),
+        "revealed": [f.to_json() for f in d.revealed],
+        "withheld": [hex32(w) for w in d.withheld],
+        "eventTime": e.event_time,
+        "agent": e.agent,
+        "signature": "0x" + e.signature.hex(),
+        "leafIndex": e.leaf_index,
+        "inclusionProof": None
+        if e.inclusion_proof is None
+        else [hex32(h) for h in e.inclusion_proof],
+    }
+
+
+# --- verification ---------------------------------------------------------------------------
+
+
+def verify_bundle(bundle: Bundle | Mapping[str, Any], ledger: LedgerView) -> Report:
+    """Run every check of a bundle against ``ledger``; never raises on a failed check.
+
+    Malformed input raises :class:`FormatError`; an unreachable ledger propagates its
+    :class:`~parcelproof.core.errors.ChainError` (nothing can be concluded then).
+    """
+    b = bundle if isinstance(bundle, Bundle) else parse_bundle(bundle)
+    report = Report()
+    same_chain = b.chain_id == ledger.chain_id and b.ledger.lower() == ledger.address.lower()
+    report.add(
+        "ledger",
+        f"chain {b.chain_id} contract {b.ledger}",
+        same_chain,
+        "" if same_chain else f"verifier reads chain {ledger.chain_id} at {ledger.address}",
+    )
+    domain = eip712.Domain(chain_id=b.chain_id, verifying_contract=b.ledger)
+    commitments: set[bytes] = set()
+    for lg in b.logs:
+        _verify_log(lg, domain, ledger, report)
+        commitments.update(e.commitment for e in lg.events)
+    _verify_handoffs(b, commitments, report)
+    return report
+
+
+def _verify_log(lg: BundleLog, domain: eip712.Domain, ledger: LedgerView, report: Report) -> None:
+    log = hex32(lg.log_id)[:18] + "…"
+    try:
+        anchored_root = ledger.checkpoint_root(lg.log_id, lg.checkpoint_size)
+        ok = anchored_root == lg.checkpoint_root
+        detail = "" if ok else f"ledger holds {hex32(anchored_root)} for that size"
+    except ContractRevertError as e:
+        ok, detail = False, str(e)
+    report.add("checkpoint", f"log {log} size {lg.checkpoint_size}", ok, detail)
+
+    previous = ZERO32
+    expected_seq = 0
+    for ev in lg.events:
+        d = ev.disclosure
+        subject = f"log {log} event #{d.sequence}"
+        linked = d.sequence == expected_seq and d.previous == previous
+        report.add(
+            "hash-chain",
+            subject,
+            linked,
+            "" if linked else f"expected sequence {expected_seq} after {hex32(previous)[:18]}…",
+        )
+        previous, expected_seq = ev.commitment, d.sequence + 1
+        try:
+            d.verify(ev.commitment)
+            report.add("commitment", subject, True)
+        except (VerificationError, FormatError) as e:
+            report.add("commitment", subject, False, str(e))
+        signed = eip712.SignedEvent(
+            log_id=lg.log_id,
+            shipment=lg.shipment,
+            sequence=d.sequence,
+            commitment=ev.commitment,
+            event_time=ev.event_time,
+        )
+        try:
+            eip712.verify_event_signature(domain, signed, ev.signature, ev.agent)
+            report.add("signature", subject, True)
+        except (VerificationError, FormatError) as e:
+            report.add("signature", subject, False, str(e))
+        valid = ledger.is_agent_key_valid(lg.log_id, ev.agent, ev.event_time)
+        report.add(
+            "agent-key",
+            subject,
+            valid,
+            "" if valid else f"{ev.agent} was not a valid key of this courier at {ev.event_time}",
+        )
+        if ev.inclusion_proof is None or ev.leaf_index is None:
+            report.add("inclusion", subject, True, "pending: not yet in an anchored checkpoint")
+            continue
+        try:
+            merkle.verify_inclusion(
+                ev.leaf_index,
+                lg.checkpoint_size,
+                merkle.leaf_hash(ev.commitment),
+                ev.inclusion_proof,
+                lg.checkpoint_root,
+            )
+            report.add("inclusion", subject, True, f"leaf {ev.leaf_index}")
+        except (VerificationError, FormatError) as e:
+            report.add("inclusion", subject, False, str(e))
+
+
+def _verify_handoffs(b: Bundle, commitments: set[bytes], report: Report) -> None:
+    logs = {lg.log_id for lg in b.logs}
+    for lg in b.logs:
+        for ev in lg.events:
+            fields = ev.disclosure.fields()
+            subject = f"log {hex32(lg.log_id)[:18]}… event #{ev.disclosure.sequence}"
+            ref = fields.get("handoff_of")
+            if isinstance(ref, str):
+                ok = _maybe_hex32(ref) in commitments
+                report.add(
+                    "handoff", subject, ok, "" if ok else "the offered event is not in the bundle"
+                )
+            to = fields.get("handoff_to")
+            if isinstance(to, str) and _maybe_hex32(to) not in logs:
+                report.add("handoff", subject, True, "receiving courier's log not in bundle")
+
+
+def _maybe_hex32(value: str) -> bytes | None:
+    try:
+        return _hex(value, "reference", 32)
+    except FormatError:
+        return None
+
+
+def leaf_of(commitment: bytes) -> bytes:
+    """The RFC 9162 leaf hash of an event commitment (the commitment is the leaf data)."""
+    return merkle.leaf_hash(commitment)

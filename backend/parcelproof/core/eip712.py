@@ -1,0 +1,197 @@
+"""EIP-712 typed-data signatures by agent keys over event commitments and their identifiers.
+
+Consensus-critical: the domain and the ``ParcelEvent`` type below are fixed by
+docs/proof-bundle.md and must match what the contract and every verifier hash::
+
+    EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)
+    ParcelEvent(bytes32 logId,bytes32 shipment,uint64 sequence,bytes32 commitment,uint64 eventTime)
+
+with ``name = "ParcelProof"`` and ``version = "1"``. Signatures are 65 bytes ``r || s || v``
+with ``v`` in {27, 28} and low ``s`` (EIP-2); anything else is refused, so a signature has
+exactly one valid encoding.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_keys.datatypes import Signature
+from eth_keys.exceptions import BadSignature
+from eth_utils.address import is_checksum_address, to_checksum_address
+from eth_utils.crypto import keccak
+from eth_utils.exceptions import ValidationError as EthValidationError
+
+from parcelproof.core.errors import FormatError, SignatureError
+
+NAME = "ParcelProof"
+VERSION = "1"
+PRIMARY_TYPE = "ParcelEvent"
+SIGNATURE_SIZE = 65
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+DOMAIN_TYPES: list[dict[str, str]] = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+EVENT_TYPES: dict[str, list[dict[str, str]]] = {
+    PRIMARY_TYPE: [
+        {"name": "logId", "type": "bytes32"},
+        {"name": "shipment", "type": "bytes32"},
+        {"name": "sequence", "type": "uint64"},
+        {"name": "commitment", "type": "bytes32"},
+        {"name": "eventTime", "type": "uint64"},
+    ]
+}
+
+_HALF_N = SECP256K1_N // 2
+_UINT64 = 1 << 64
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The EIP-712 domain: the chain and the ParcelLedger contract (EIP-55 checksum address)."""
+
+    chain_id: int
+    verifying_contract: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.chain_id, bool) or not isinstance(self.chain_id, int):
+            raise FormatError("chain id must be an integer")
+        if not 1 <= self.chain_id < 1 << 256:
+            raise FormatError(f"chain id {self.chain_id} outside [1, 2^256)")
+        contract = self.verifying_contract
+        if not isinstance(contract, str) or not _ADDRESS.fullmatch(contract):
+            raise FormatError(f"verifying contract {contract!r} is not a 0x-prefixed address")
+        if not is_checksum_address(contract):
+            raise FormatError(f"verifying contract {contract} is not an EIP-55 checksum address")
+
+
+@dataclass(frozen=True)
+class SignedEvent:
+    """The identifiers of one event an agent signs."""
+
+    log_id: bytes
+    shipment: bytes
+    sequence: int
+    commitment: bytes
+    event_time: int
+
+    def __post_init__(self) -> None:
+        for what, value in (
+            ("log id", self.log_id),
+            ("shipment", self.shipment),
+            ("commitment", self.commitment),
+        ):
+            if not isinstance(value, bytes | bytearray) or len(value) != 32:
+                raise FormatError(f"{what} must be 32 bytes")
+        for what, number in (("sequence", self.sequence), ("event time", self.event_time)):
+            if isinstance(number, bool) or not isinstance(number, int):
+                raise FormatError(f"{what} must be an integer")
+            if not 0 <= number < _UINT64:
+                raise FormatError(f"{what} {number} outside [0, 2^64)")
+
+
+def typed_data(domain: Domain, event: SignedEvent) -> dict[str, Any]:
+    """Return the full EIP-712 message (JSON-serialisable: bytes as 0x-hex strings)."""
+    return {
+        "types": {
+            "EIP712Domain": [dict(f) for f in DOMAIN_TYPES],
+            PRIMARY_TYPE: [dict(f) for f in EVENT_TYPES[PRIMARY_TYPE]],
+        },
+        "primaryType": PRIMARY_TYPE,
+        "domain": {
+            "name": NAME,
+            "version": VERSION,
+            "chainId": domain.chain_id,
+            "verifyingContract": domain.verifying_contract,
+        },
+        "message": {
+            "logId": "0x" + event.log_id.hex(),
+            "shipment": "0x" + event.shipment.hex(),
+            "sequence": event.sequence,
+            "commitment": "0x" + event.commitment.hex(),
+            "eventTime": event.event_time,
+        },
+    }
+
+
+def digest(domain: Domain, event: SignedEvent) -> bytes:
+    """Return ``keccak256(0x19 0x01 || domainSeparator || hashStruct(event))``, what is signed."""
+    signable = encode_typed_data(full_message=typed_data(domain, event))
+    return keccak(b"\x19" + bytes(signable.version) + signable.header + signable.body)
+
+
+def sign_event(private_key: bytes, domain: Domain, event: SignedEvent) -> bytes:
+    """Sign ``event`` with a secp256k1 key; return 65 bytes ``r || s || v`` (low s, v 27/28)."""
+    if not isinstance(private_key, bytes | bytearray) or len(private_key) != 32:
+        raise FormatError("private key must be 32 bytes")
+    signable = encode_typed_data(full_message=typed_data(domain, event))
+    try:
+        signed = Account.sign_message(signable, bytes(private_key))
+    except (ValueError, EthValidationError) as e:
+        raise FormatError("private key is not a valid secp256k1 scalar") from e
+    r, s, v = int(signed.r), int(signed.s), int(signed.v)
+    if s > _HALF_N:  # eth-keys already normalises; keep EIP-2 form whatever the backend does
+        s, v = SECP256K1_N - s, 55 - v
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])
+
+
+def recover_signer(domain: Domain, event: SignedEvent, signature: bytes) -> str:
+    """Return the checksum address whose key made ``signature`` over ``event``.
+
+    :class:`SignatureError` for a length other than 65, ``v`` not in {27, 28}, ``r`` or ``s``
+    out of range, a high ``s`` (malleable, EIP-2) or a signature no key could have made.
+    """
+    if not isinstance(signature, bytes | bytearray):
+        raise SignatureError("signature must be bytes")
+    if len(signature) != SIGNATURE_SIZE:
+        raise SignatureError(
+            f"signature has {len(signature)} bytes, want {SIGNATURE_SIZE} (r || s || v)"
+        )
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    v = signature[64]
+    if v not in (27, 28):
+        raise SignatureError(f"signature v is {v}, want 27 or 28")
+    if not 1 <= r < SECP256K1_N:
+        raise SignatureError("signature r is outside [1, n)")
+    if not 1 <= s < SECP256K1_N:
+        raise SignatureError("signature s is outside [1, n)")
+    if s > _HALF_N:
+        raise SignatureError("signature s is in the upper half of the curve order (malleable)")
+    try:
+        public_key = Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(
+            digest(domain, event)
+        )
+    except (BadSignature, EthValidationError) as e:
+        raise SignatureError("signature does not recover to any public key") from e
+    return str(public_key.to_checksum_address())
+
+
+def verify_event_signature(
+    domain: Domain, event: SignedEvent, signature: bytes, expected_signer: str
+) -> None:
+    """Raise :class:`SignatureError` unless ``expected_signer`` signed ``event``."""
+    if not _is_address(expected_signer):
+        raise FormatError(f"expected signer {expected_signer!r} is not a valid address")
+    recovered = recover_signer(domain, event, signature)
+    if recovered.lower() != expected_signer.lower():
+        raise SignatureError(
+            f"signature was made by {recovered}, expected {to_checksum_address(expected_signer)}"
+        )
+
+
+def _is_address(value: object) -> bool:
+    """A 0x-prefixed 20-byte hex address, all lower-case, all upper-case or EIP-55 mixed case
+    (a mixed-case address with a wrong checksum is a typo, not an address)."""
+    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
+        return False
+    digits = value[2:]
+    return digits in (digits.lower(), digits.upper()) or bool(is_checksum_address(value))
