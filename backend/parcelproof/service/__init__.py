@@ -1,0 +1,1 @@
+"""Use cases of a courier node: record events, anchor checkpoints, look parcels up."""

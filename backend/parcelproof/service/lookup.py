@@ -1,0 +1,57 @@
+"""Customer lookup across the courier logs a parcel touched: timeline plus verified bundle."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from parcelproof.core.bundle import Bundle, LedgerView, Report, bundle_to_json, verify_bundle
+from parcelproof.core.errors import NotFoundError
+from parcelproof.service.node import CourierNode, TimelineEntry
+
+# What a sender or recipient sees; everything else is carried only as digests.
+CUSTOMER_FIELDS = frozenset(
+    {"status", "time", "place", "handoff_to", "handoff_of", "corrects", "corrected_status"}
+)
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    """The customer's answer: the timeline, the bundle and the server-side verification."""
+
+    timeline: list[TimelineEntry]
+    bundle: dict[str, Any] | None
+    report: Report | None
+
+
+def lookup(
+    nodes: Sequence[CourierNode],
+    ledger: LedgerView,
+    tracking_number: str,
+    postcode: str,
+    reveal: Collection[str] = CUSTOMER_FIELDS,
+) -> LookupResult:
+    """Gather the parcel's events from every node that knows it and verify the bundle.
+
+    A wrong tracking number and a wrong postcode give the same NotFoundError.
+    """
+    timeline: list[TimelineEntry] = []
+    logs = []
+    for node in nodes:
+        try:
+            view = node.view(tracking_number, postcode, reveal)
+        except NotFoundError:
+            continue
+        timeline.extend(view.timeline)
+        if view.bundle_log is not None:
+            logs.append(view.bundle_log)
+    if not timeline:
+        raise NotFoundError("no shipment matches this tracking number and postcode")
+    timeline.sort(key=lambda t: (t.event_time, t.log_id, t.sequence))
+    if not logs:
+        return LookupResult(timeline=timeline, bundle=None, report=None)
+    bundle = Bundle(chain_id=ledger.chain_id, ledger=ledger.address, logs=tuple(logs))
+    return LookupResult(
+        timeline=timeline, bundle=bundle_to_json(bundle), report=verify_bundle(bundle, ledger)
+    )

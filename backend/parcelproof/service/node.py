@@ -1,0 +1,370 @@
+"""A courier node's use cases: create shipments, ingest signed events, anchor, serve its log."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from parcelproof.core import eip712, envelope, merkle
+from parcelproof.core.bundle import BundleEvent, BundleLog
+from parcelproof.core.commitment import (
+    ZERO32,
+    FieldOpening,
+    JsonValue,
+    disclose,
+    event_commitment,
+    shipment_ref,
+)
+from parcelproof.core.errors import (
+    AgentKeyNotValidError,
+    ConflictError,
+    FormatError,
+    NotFoundError,
+)
+from parcelproof.core.vocabulary import Status, check_transition, parse_status
+from parcelproof.service.ports import (
+    AnchoredCheckpoint,
+    Clock,
+    EventRecord,
+    LedgerPort,
+    ShipmentRecord,
+    Store,
+    SystemClock,
+)
+
+MAX_CLOCK_SKEW = 300
+REQUIRED_FIELDS = ("status", "time")
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """What an agent needs to build and sign the next event of a shipment."""
+
+    domain: eip712.Domain
+    log_id: bytes
+    shipment: bytes
+    sequence: int
+    previous: bytes
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One event as a customer sees it, with its anchoring state."""
+
+    log_id: bytes
+    sequence: int
+    event_time: int
+    fields: dict[str, JsonValue]
+    anchoring: str  # "pending" or "anchored"
+    checkpoint_size: int | None
+
+
+@dataclass(frozen=True)
+class LogView:
+    """A shipment's events on one courier log, decrypted, with the bundle part for them."""
+
+    bundle_log: BundleLog | None
+    timeline: list[TimelineEntry]
+
+
+def normalize_postcode(postcode: str) -> str:
+    """Canonical postcode for second-factor comparison (case and spacing insensitive)."""
+    return "".join(postcode.split()).upper()
+
+
+class CourierNode:
+    """One courier's ParcelProof node: its store, keys, chain account and log."""
+
+    def __init__(
+        self,
+        *,
+        courier_id: bytes,
+        ledger: LedgerPort,
+        account: Any,
+        keyring: envelope.Keyring,
+        shipment_key: bytes,
+        store: Store,
+        clock: Clock | None = None,
+        rng: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        if len(courier_id) != 32:
+            raise FormatError("courier id must be 32 bytes")
+        self.courier_id = courier_id
+        self.ledger = ledger
+        self.account = account
+        self.keyring = keyring
+        self.store = store
+        self.clock = clock or SystemClock()
+        self._shipment_key = shipment_key
+        self._rng = rng
+
+    @property
+    def domain(self) -> eip712.Domain:
+        return eip712.Domain(chain_id=self.ledger.chain_id, verifying_contract=self.ledger.address)
+
+    # --- shipments --------------------------------------------------------------------------
+
+    def create_shipment(
+        self, tracking_number: str, details: Mapping[str, JsonValue], postcode: str
+    ) -> str:
+        """Register a shipment; details and second factor are stored encrypted only."""
+        ref = shipment_ref(self._shipment_key, tracking_number)
+        if self.store.shipment_by_ref(ref) is not None:
+            raise ConflictError("a shipment with this tracking number already exists")
+        if not normalize_postcode(postcode):
+            raise FormatError("destination postcode must not be empty")
+        shipment_id = str(uuid.uuid4())
+        data_key = envelope.new_data_key(self._rng)
+        wrapped = envelope.wrap_data_key(self.keyring, data_key, shipment_id, self._rng)
+        sealed_details = envelope.seal(
+            data_key,
+            _dumps(dict(details)),
+            shipment_id=shipment_id,
+            event_id="",
+            purpose="details",
+            rng=self._rng,
+        )
+        sealed_factor = envelope.seal(
+            data_key,
+            normalize_postcode(postcode).encode(),
+            shipment_id=shipment_id,
+            event_id="",
+            purpose="factor",
+            rng=self._rng,
+        )
+        self.store.add_shipment(
+            ShipmentRecord(
+                shipment_id=shipment_id,
+                ref=ref,
+                wrapped_key=wrapped,
+                sealed_details=sealed_details,
+                sealed_factor=sealed_factor,
+                created_at=self.clock.now(),
+            )
+        )
+        return shipment_id
+
+    def _shipment(self, tracking_number: str) -> ShipmentRecord:
+        record = self.store.shipment_by_ref(shipment_ref(self._shipment_key, tracking_number))
+        if record is None:
+            raise NotFoundError("no such shipment on this node")
+        return record
+
+    def _data_key(self, shipment: ShipmentRecord) -> bytes:
+        return envelope.unwrap_data_key(self.keyring, shipment.wrapped_key, shipment.shipment_id)
+
+    # --- events -----------------------------------------------------------------------------
+
+    def event_context(self, tracking_number: str) -> EventContext:
+        """Sequence and previous commitment the next event of this shipment must carry."""
+        shipment = self._shipment(tracking_number)
+        events = self.store.events(shipment.shipment_id)
+        return EventContext(
+            domain=self.domain,
+            log_id=self.courier_id,
+            shipment=shipment.ref,
+            sequence=len(events),
+            previous=events[-1].commitment if events else ZERO32,
+        )
+
+    def record_event(
+        self,
+        tracking_number: str,
+        openings: Sequence[FieldOpening],
+        *,
+        event_time: int,
+        agent: str,
+        signature: bytes,
+    ) -> EventRecord:
+        """Validate a signed event, seal its fields and salts, append its leaf to the log."""
+        shipment = self._shipment(tracking_number)
+        fields = {o.name: o.value for o in openings}
+        if len(fields) != len(openings):
+            raise FormatError("field names must be unique")
+        for name in REQUIRED_FIELDS:
+            if name not in fields:
+                raise FormatError(f"event lacks the {name!r} field")
+        status_value = fields["status"]
+        if not isinstance(status_value, str) or parse_status(status_value).value != status_value:
+            raise FormatError("status must be a canonical status name")
+        if fields["time"] != event_time:
+            raise FormatError("the committed time differs from the signed event time")
+        if event_time > self.clock.now() + MAX_CLOCK_SKEW:
+            raise FormatError("event time lies in the future")
+
+        data_key = self._data_key(shipment)
+        events = self.store.events(shipment.shipment_id)
+        previous = events[-1].commitment if events else ZERO32
+        if events and event_time < events[-1].event_time:
+            raise FormatError("event time precedes the shipment's previous event")
+        check_transition(self._current_status(shipment, data_key, events), Status(status_value))
+
+        sequence = len(events)
+        commitment = event_commitment(
+            self.courier_id, shipment.ref, sequence, previous, [o.digest() for o in openings]
+        )
+        signed = eip712.SignedEvent(
+            log_id=self.courier_id,
+            shipment=shipment.ref,
+            sequence=sequence,
+            commitment=commitment,
+            event_time=event_time,
+        )
+        eip712.verify_event_signature(self.domain, signed, signature, agent)
+        if not self.ledger.is_agent_key_valid(self.courier_id, agent, event_time):
+            raise AgentKeyNotValidError(
+                f"agent key {agent} is not registered to this courier, revoked or outside its "
+                f"validity window at {event_time}"
+            )
+
+        event_id = str(uuid.uuid4())
+        sealed = envelope.seal(
+            data_key,
+            _dumps([o.to_json() for o in openings]),
+            shipment_id=shipment.shipment_id,
+            event_id=event_id,
+            purpose="event",
+            rng=self._rng,
+        )
+        record = EventRecord(
+            event_id=event_id,
+            shipment_id=shipment.shipment_id,
+            sequence=sequence,
+            previous=previous,
+            commitment=commitment,
+            leaf_index=self.store.log_size(),
+            event_time=event_time,
+            agent=agent,
+            signature=signature,
+            sealed_openings=sealed,
+            recorded_at=self.clock.now(),
+        )
+        self.store.append_event(record, merkle.leaf_hash(commitment))
+        return record
+
+    def _openings(
+        self, shipment: ShipmentRecord, data_key: bytes, e: EventRecord
+    ) -> list[FieldOpening]:
+        plain = envelope.open_sealed(
+            data_key,
+            e.sealed_openings,
+            shipment_id=shipment.shipment_id,
+            event_id=e.event_id,
+            purpose="event",
+        )
+        return [FieldOpening.from_json(o) for o in json.loads(plain)]
+
+    def _current_status(
+        self, shipment: ShipmentRecord, data_key: bytes, events: Sequence[EventRecord]
+    ) -> Status | None:
+        for e in reversed(events):
+            fields = {o.name: o.value for o in self._openings(shipment, data_key, e)}
+            status = Status(str(fields["status"]))
+            if status is not Status.CORRECTED:
+                return status
+            corrected_to = fields.get("corrected_status")
+            if isinstance(corrected_to, str):
+                return parse_status(corrected_to)
+        return None
+
+    # --- anchoring --------------------------------------------------------------------------
+
+    def anchor(self) -> AnchoredCheckpoint | None:
+        """Anchor the log's current size and root with a consistency proof; None if unchanged."""
+        size = self.store.log_size()
+        last = self.store.latest_checkpoint()
+        if size == 0 or (last is not None and last.size == size):
+            return None
+        root = merkle.tree_root(self.store.node, size)
+        proof = merkle.consistency_proof(self.store.node, last.size, size) if last else []
+        result = self.ledger.anchor_checkpoint(size, root, proof, sender=self.account)
+        checkpoint = AnchoredCheckpoint(
+            size=size,
+            root=root,
+            block_number=getattr(result, "block_number", None),
+            tx_hash=getattr(result, "tx_hash", None),
+        )
+        self.store.add_checkpoint(checkpoint)
+        return checkpoint
+
+    # --- lookup -----------------------------------------------------------------------------
+
+    def view(self, tracking_number: str, postcode: str, reveal: Collection[str]) -> LogView:
+        """The shipment's events on this log for a customer who proves the second factor.
+
+        Unknown tracking number and wrong postcode both raise the same NotFoundError.
+        """
+        try:
+            shipment = self._shipment(tracking_number)
+        except (NotFoundError, FormatError):
+            raise NotFoundError("no shipment matches this tracking number and postcode") from None
+        data_key = self._data_key(shipment)
+        factor = envelope.open_sealed(
+            data_key,
+            shipment.sealed_factor,
+            shipment_id=shipment.shipment_id,
+            event_id="",
+            purpose="factor",
+        )
+        if not hmac.compare_digest(factor, normalize_postcode(postcode).encode()):
+            raise NotFoundError("no shipment matches this tracking number and postcode")
+        return self._log_view(shipment, data_key, reveal)
+
+    def _log_view(
+        self, shipment: ShipmentRecord, data_key: bytes, reveal: Collection[str]
+    ) -> LogView:
+        events = self.store.events(shipment.shipment_id)
+        checkpoint = self.store.latest_checkpoint()
+        anchored_size = checkpoint.size if checkpoint else 0
+        timeline: list[TimelineEntry] = []
+        bundle_events: list[BundleEvent] = []
+        for e in events:
+            openings = self._openings(shipment, data_key, e)
+            shown = [o.name for o in openings if o.name in reveal]
+            d = disclose(self.courier_id, shipment.ref, e.sequence, e.previous, openings, shown)
+            anchored = e.leaf_index < anchored_size
+            proof = (
+                tuple(merkle.inclusion_proof(self.store.node, e.leaf_index, anchored_size))
+                if anchored
+                else None
+            )
+            bundle_events.append(
+                BundleEvent(
+                    disclosure=d,
+                    commitment=e.commitment,
+                    event_time=e.event_time,
+                    agent=e.agent,
+                    signature=e.signature,
+                    leaf_index=e.leaf_index if anchored else None,
+                    inclusion_proof=proof,
+                )
+            )
+            timeline.append(
+                TimelineEntry(
+                    log_id=self.courier_id,
+                    sequence=e.sequence,
+                    event_time=e.event_time,
+                    fields=d.fields(),
+                    anchoring="anchored" if anchored else "pending",
+                    checkpoint_size=anchored_size if anchored else None,
+                )
+            )
+        bundle_log = None
+        if bundle_events and checkpoint is not None:
+            bundle_log = BundleLog(
+                log_id=self.courier_id,
+                shipment=shipment.ref,
+                checkpoint_size=checkpoint.size,
+                checkpoint_root=checkpoint.root,
+                events=tuple(bundle_events),
+            )
+        return LogView(bundle_log=bundle_log, timeline=timeline)
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()

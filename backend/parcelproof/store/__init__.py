@@ -1,0 +1,1 @@
+"""Persistence adapters behind the service ports (in-memory now; SQLAlchemy next)."""
