@@ -1,0 +1,54 @@
+# One entry point for set-up, demo, tests and lint; CI (.ci/run) uses the same targets.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup setup-node demo demo-anvil test test-fast lint fmt gas contracts clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+setup-node: node_modules/.package-lock.json
+
+## The demo needs no Node: it reads the committed contract artifacts.
+demo: setup
+	$(VENV)/bin/parcelproof demo
+
+demo-anvil: setup setup-node
+	$(PY) scripts/demo_on_anvil.py
+
+## The tests compile the contract (solc from npm) and start anvil (npm) themselves.
+test: setup setup-node
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not anvil" tests/unit
+
+lint: setup
+	$(VENV)/bin/ruff check backend tests scripts
+	$(VENV)/bin/ruff format --check backend tests scripts
+	$(VENV)/bin/mypy
+
+fmt: setup
+	$(VENV)/bin/ruff format backend tests scripts
+	$(VENV)/bin/ruff check --fix backend tests scripts
+
+gas: setup
+	$(PY) scripts/gas.py
+
+contracts: setup setup-node
+	$(VENV)/bin/parcelproof contracts build
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

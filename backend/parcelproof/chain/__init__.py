@@ -1,0 +1,1 @@
+"""Ethereum adapters: contract compilation, devnets and the ParcelLedger client."""
