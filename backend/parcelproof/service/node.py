@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import secrets
@@ -9,6 +10,8 @@ import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import rfc8785
 
 from parcelproof.core import eip712, envelope, merkle
 from parcelproof.core.bundle import BundleEvent, BundleLog
@@ -180,9 +183,19 @@ class CourierNode:
         event_time: int,
         agent: str,
         signature: bytes,
+        event_id: str | None = None,
     ) -> EventRecord:
-        """Validate a signed event, seal its fields and salts, append its leaf to the log."""
+        """Validate a signed event, seal its fields and salts, append its leaf to the log.
+
+        Idempotent by ``event_id``: a replay of the same request returns the stored record,
+        another request under the same id raises ConflictError.
+        """
         shipment = self._shipment(tracking_number)
+        digest = request_digest(shipment.ref, openings, event_time, agent, signature)
+        if event_id is not None:
+            existing = self.store.event_by_id(event_id)
+            if existing is not None:
+                return _replay(existing, digest)
         fields = {o.name: o.value for o in openings}
         if len(fields) != len(openings):
             raise FormatError("field names must be unique")
@@ -222,7 +235,7 @@ class CourierNode:
                 f"validity window at {event_time}"
             )
 
-        event_id = str(uuid.uuid4())
+        event_id = event_id or str(uuid.uuid4())
         sealed = envelope.seal(
             data_key,
             _dumps([o.to_json() for o in openings]),
@@ -237,15 +250,21 @@ class CourierNode:
             sequence=sequence,
             previous=previous,
             commitment=commitment,
-            leaf_index=self.store.log_size(),
+            leaf_index=-1,  # assigned by the store
             event_time=event_time,
             agent=agent,
             signature=signature,
             sealed_openings=sealed,
             recorded_at=self.clock.now(),
+            request_digest=digest,
         )
-        self.store.append_event(record, merkle.leaf_hash(commitment))
-        return record
+        try:
+            return self.store.append_event(record, merkle.leaf_hash(commitment))
+        except ConflictError:
+            raced = self.store.event_by_id(event_id)
+            if raced is not None:  # the same id landed concurrently
+                return _replay(raced, digest)
+            raise
 
     def _openings(
         self, shipment: ShipmentRecord, data_key: bytes, e: EventRecord
@@ -364,6 +383,26 @@ class CourierNode:
                 events=tuple(bundle_events),
             )
         return LogView(bundle_log=bundle_log, timeline=timeline)
+
+
+def request_digest(
+    shipment: bytes, openings: Sequence[FieldOpening], event_time: int, agent: str, signature: bytes
+) -> bytes:
+    """SHA-256 of an ingest request's canonical form (what idempotent replays must match)."""
+    body: dict[str, JsonValue] = {
+        "shipment": shipment.hex(),
+        "fields": [o.to_json() for o in sorted(openings, key=lambda o: o.name)],
+        "eventTime": event_time,
+        "agent": agent.lower(),
+        "signature": signature.hex(),
+    }
+    return hashlib.sha256(rfc8785.dumps(body)).digest()
+
+
+def _replay(existing: EventRecord, digest: bytes) -> EventRecord:
+    if not hmac.compare_digest(existing.request_digest, digest):
+        raise ConflictError(f"event id {existing.event_id} was already used for another event")
+    return existing
 
 
 def _dumps(value: Any) -> bytes:

@@ -37,6 +37,7 @@ class EventRecord:
     signature: bytes
     sealed_openings: bytes
     recorded_at: int
+    request_digest: bytes = b""  # SHA-256 of the canonical request, for idempotent replays
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,24 @@ class Store(Protocol):
 
     def shipment_by_ref(self, ref: bytes) -> ShipmentRecord | None: ...
 
-    def events(self, shipment_id: str) -> list[EventRecord]: ...
+    def events(self, shipment_id: str) -> list[EventRecord]:
+        """The shipment's events ordered by sequence."""
+        ...
 
-    def append_event(self, record: EventRecord, leaf_hash: bytes) -> None: ...
+    def event_by_id(self, event_id: str) -> EventRecord | None: ...
+
+    def append_event(self, record: EventRecord, leaf_hash: bytes) -> EventRecord:
+        """Atomically append: the record's sequence must be the shipment's next and its
+        previous the last commitment (else ConflictError); the store assigns the leaf index
+        (the log's size), stores the leaf and every completed subtree hash, and returns the
+        record with its leaf index. ``record.leaf_index`` is ignored on input."""
+        ...
 
     def log_size(self) -> int: ...
 
-    def node(self, level: int, index: int) -> bytes: ...
+    def node(self, level: int, index: int) -> bytes:
+        """Hash of the perfect subtree at (level, index); level 0 are leaf hashes."""
+        ...
 
     def add_checkpoint(self, checkpoint: AnchoredCheckpoint) -> None: ...
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from parcelproof.core.errors import FormatError
+from parcelproof.core.errors import ConflictError, FormatError
 from parcelproof.core.merkle import MemoryLog
+from parcelproof.service.credentials import ApiClient
 from parcelproof.service.ports import AnchoredCheckpoint, EventRecord, ShipmentRecord
 
 
@@ -17,10 +18,12 @@ class MemoryStore:
         self._events: dict[str, list[EventRecord]] = {}
         self._log = MemoryLog()
         self._checkpoints: list[AnchoredCheckpoint] = []
+        self._by_id: dict[str, EventRecord] = {}
+        self._clients: dict[str, ApiClient] = {}
 
     def add_shipment(self, record: ShipmentRecord) -> None:
         if record.ref in self._shipments:
-            raise FormatError("a shipment with this tracking number already exists")
+            raise ConflictError("a shipment with this tracking number already exists")
         self._shipments[record.ref] = record
         self._events[record.shipment_id] = []
 
@@ -30,20 +33,29 @@ class MemoryStore:
     def events(self, shipment_id: str) -> list[EventRecord]:
         return list(self._events.get(shipment_id, []))
 
+    def event_by_id(self, event_id: str) -> EventRecord | None:
+        return self._by_id.get(event_id)
+
     def replace_event(self, record: EventRecord) -> None:
         """Overwrite a stored event in place (only tamper drills use this)."""
         events = self._events[record.shipment_id]
         for i, e in enumerate(events):
             if e.event_id == record.event_id:
-                events[i] = replace(record)
+                events[i] = self._by_id[e.event_id] = replace(record)
                 return
         raise FormatError(f"no event {record.event_id}")
 
-    def append_event(self, record: EventRecord, leaf_hash: bytes) -> None:
-        if record.leaf_index != len(self._log):
-            raise FormatError(f"leaf index {record.leaf_index} is not the log's next index")
-        self._log.append_leaf_hash(leaf_hash)
-        self._events[record.shipment_id].append(record)
+    def append_event(self, record: EventRecord, leaf_hash: bytes) -> EventRecord:
+        events = self._events[record.shipment_id]
+        previous = events[-1].commitment if events else bytes(32)
+        if record.sequence != len(events) or record.previous != previous:
+            raise ConflictError(f"sequence {record.sequence} of this shipment is already taken")
+        if record.event_id in self._by_id:
+            raise ConflictError(f"event {record.event_id} already exists")
+        stored = replace(record, leaf_index=self._log.append_leaf_hash(leaf_hash))
+        events.append(stored)
+        self._by_id[stored.event_id] = stored
+        return stored
 
     def log_size(self) -> int:
         return len(self._log)
@@ -56,3 +68,11 @@ class MemoryStore:
 
     def latest_checkpoint(self) -> AnchoredCheckpoint | None:
         return self._checkpoints[-1] if self._checkpoints else None
+
+    def add_api_client(self, client: ApiClient) -> None:
+        if client.client_id in self._clients:
+            raise ConflictError("client id already exists")
+        self._clients[client.client_id] = client
+
+    def api_client(self, client_id: str) -> ApiClient | None:
+        return self._clients.get(client_id)
