@@ -1,0 +1,125 @@
+"""Database plumbing: engines for SQLite and PostgreSQL, session factories, Alembic upgrades."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.util import CommandError
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from parcelproof.core.errors import Error, FormatError
+
+DEFAULT_URL = "sqlite:///data/parcelproof.sqlite"
+SQLITE_FILE = "parcelproof.sqlite"
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+MIGRATIONS = "parcelproof.store:migrations"
+
+# Execution option read by the SQLite ``begin`` hook: "DEFERRED" (default) or "IMMEDIATE".
+# Writers ask for IMMEDIATE so SQLite takes its single write lock when the transaction starts.
+SQLITE_BEGIN_OPTION = "parcelproof_sqlite_begin"
+_SQLITE_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE"})
+
+# Key of the transaction-scoped advisory lock that serialises concurrent upgrades on PostgreSQL.
+_MIGRATION_LOCK_KEY = 0x7070_6D69_6772  # "ppmigr"
+
+
+class StoreError(Error):
+    """The database refused an operation, failed or could not be reached."""
+
+
+def sqlite_url(data_dir: Path | str) -> str:
+    """URL of the node's SQLite database file inside ``data_dir``."""
+    return f"sqlite:///{Path(data_dir) / SQLITE_FILE}"
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """Create an engine for a ``sqlite:///path`` or ``postgresql+psycopg://`` URL.
+
+    SQLite: the file's directory is created, and every connection gets ``foreign_keys=ON``,
+    ``journal_mode=WAL`` and a busy timeout; SQLAlchemy emits ``BEGIN`` itself so writers can
+    ask for ``BEGIN IMMEDIATE``. A SQLite database serves a single process. PostgreSQL:
+    ``postgresql://`` means the psycopg 3 driver; connections are pinged before use.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise FormatError("not a database URL") from e  # never echo it: it may hold a password
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    try:
+        if backend == "sqlite":
+            if driver != "pysqlite":
+                raise FormatError(f"SQLite driver {driver!r} is not supported, use sqlite://")
+            return _sqlite_engine(parsed, echo)
+        if backend == "postgresql":
+            if "+" not in parsed.drivername:
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            elif driver != "psycopg":
+                raise FormatError(f"PostgreSQL driver {driver!r} is not supported, use psycopg")
+            return create_engine(parsed, echo=echo, pool_pre_ping=True)
+    except SQLAlchemyError as e:
+        raise StoreError(f"cannot create a {backend} engine: {type(e).__name__}") from e
+    raise FormatError(f"database {backend!r} is not supported: use sqlite or postgresql")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions bound to ``engine``; objects stay readable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def migration_config() -> Config:
+    """Alembic configuration without an ini file: the scripts come from the installed package."""
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the database to ``revision`` in one transaction (serialised on PostgreSQL)."""
+    config = migration_config()
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    except (SQLAlchemyError, CommandError) as e:
+        raise StoreError(f"database migration to {revision!r} failed: {e}") from e
+
+
+def _sqlite_engine(url: URL, echo: bool) -> Engine:
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or "mode=memory" in str(url.query)
+    if not in_memory and not url.query.get("uri"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, echo=echo)
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from the sqlite3 module: _sqlite_on_begin emits BEGIN.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_MS)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+    if mode not in _SQLITE_BEGIN_MODES:
+        raise StoreError(f"unknown SQLite transaction mode {mode!r}")
+    connection.exec_driver_sql(f"BEGIN {mode}")

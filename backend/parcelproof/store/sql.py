@@ -1,0 +1,639 @@
+"""SQL implementation of the Store port (SQLite, PostgreSQL): one courier log per ``log_id``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, Select, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from parcelproof.core.envelope import WrappedKey
+from parcelproof.core.errors import (
+    ConflictError,
+    Error,
+    FormatError,
+    IndexOutOfRangeError,
+    NotFoundError,
+)
+from parcelproof.core.merkle import HASH_SIZE, node_hash
+from parcelproof.service.ports import (
+    AnchoredCheckpoint,
+    Clock,
+    EventRecord,
+    ShipmentRecord,
+    SystemClock,
+)
+
+if TYPE_CHECKING:
+    from parcelproof.service.ports import Store
+from parcelproof.store.db import SQLITE_BEGIN_OPTION, StoreError
+from parcelproof.store.models import (
+    CHECKPOINT_STATUSES,
+    ApiClientRow,
+    CheckpointRow,
+    EventRow,
+    LogNodeRow,
+    LogStateRow,
+    ShipmentRow,
+)
+
+__all__ = [
+    "ANCHORED_STATUSES",
+    "ApiClientRecord",
+    "CheckpointRecord",
+    "SqlStore",
+    "StoreError",
+]
+
+ANCHORED_STATUSES = ("anchored", "confirmed")
+_NODE_BATCH = 400  # coordinates per query (two bound parameters each)
+_MAX_LEVEL = 63
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """A checkpoint with the anchoring worker's bookkeeping.
+
+    ``status`` moves ``sent`` (transaction broadcast) → ``anchored`` (mined) → ``confirmed``
+    (deep enough); a reorg may move it back to ``sent``.
+    """
+
+    size: int
+    root: bytes
+    status: str
+    tx_hash: bytes | None
+    block_number: int | None
+    nonce: int | None
+    created_at: int
+    updated_at: int
+
+    def anchored(self) -> AnchoredCheckpoint:
+        """The port's view of this checkpoint."""
+        return AnchoredCheckpoint(
+            size=self.size, root=self.root, block_number=self.block_number, tx_hash=self.tx_hash
+        )
+
+
+@dataclass(frozen=True)
+class ApiClientRecord:
+    """A machine client of the node's API: its secret only as a hash."""
+
+    client_id: str
+    name: str
+    secret_hash: bytes
+    scopes: tuple[str, ...]
+    created_at: int
+    revoked_at: int | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class SqlStore:
+    """Shipments, events, Merkle log, checkpoints and API clients of one courier log in SQL.
+
+    Several logs may share a database; every row carries its ``log_id``. Each method runs in
+    its own transaction. Appends serialise on the log's ``log_state`` row (``SELECT … FOR
+    UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite). Driver failures surface as
+    :class:`StoreError`, unique-constraint violations as :class:`ConflictError`.
+    """
+
+    def __init__(
+        self, sessions: sessionmaker[Session], log_id: bytes, *, clock: Clock | None = None
+    ) -> None:
+        if not isinstance(log_id, bytes) or len(log_id) != 32:
+            raise FormatError("log id must be 32 bytes")
+        self._sessions = sessions
+        self._log_id = log_id
+        self._clock = clock or SystemClock()
+        with sessions() as session:
+            bind = session.get_bind()
+        self._engine: Engine = bind if isinstance(bind, Engine) else bind.engine
+        self._dialect = self._engine.dialect.name
+
+    @property
+    def log_id(self) -> bytes:
+        return self._log_id
+
+    # --- shipments --------------------------------------------------------------------------
+
+    def add_shipment(self, record: ShipmentRecord) -> None:
+        with self._transaction(write=True) as s:
+            taken = s.scalar(
+                select(ShipmentRow.shipment_id).where(
+                    ShipmentRow.log_id == self._log_id, ShipmentRow.ref == record.ref
+                )
+            )
+            if taken is not None:
+                raise ConflictError("a shipment with this tracking number already exists")
+            if s.get(ShipmentRow, record.shipment_id) is not None:
+                raise ConflictError(f"shipment {record.shipment_id} already exists")
+            s.add(
+                ShipmentRow(
+                    shipment_id=record.shipment_id,
+                    log_id=self._log_id,
+                    ref=record.ref,
+                    wrapped_key_kid=record.wrapped_key.kid,
+                    wrapped_key_blob=record.wrapped_key.blob,
+                    sealed_details=record.sealed_details,
+                    sealed_factor=record.sealed_factor,
+                    created_at=record.created_at,
+                )
+            )
+
+    def shipment_by_ref(self, ref: bytes) -> ShipmentRecord | None:
+        with self._transaction() as s:
+            row = s.scalar(
+                select(ShipmentRow).where(
+                    ShipmentRow.log_id == self._log_id, ShipmentRow.ref == ref
+                )
+            )
+            return None if row is None else _shipment(row)
+
+    # --- events -----------------------------------------------------------------------------
+
+    def events(self, shipment_id: str) -> list[EventRecord]:
+        """The shipment's events ordered by sequence."""
+        with self._transaction() as s:
+            rows = s.scalars(
+                select(EventRow)
+                .where(EventRow.log_id == self._log_id, EventRow.shipment_id == shipment_id)
+                .order_by(EventRow.sequence)
+            )
+            return [_event(r) for r in rows]
+
+    def event_by_id(self, event_id: str) -> EventRecord | None:
+        with self._transaction() as s:
+            row = s.get(EventRow, event_id)
+            return None if row is None or row.log_id != self._log_id else _event(row)
+
+    def append_event(self, record: EventRecord, leaf_hash: bytes) -> EventRecord:
+        """Atomically append: the record's sequence must be the shipment's next and its
+        previous the last commitment (else ConflictError); the store assigns the leaf index
+        (the log's size), stores the leaf and every completed subtree hash, and returns the
+        record with its leaf index. ``record.leaf_index`` is ignored on input. An unknown
+        shipment raises NotFoundError."""
+        if not isinstance(leaf_hash, bytes) or len(leaf_hash) != HASH_SIZE:
+            raise FormatError(f"leaf hash must be {HASH_SIZE} bytes")
+        with self._transaction(write=True) as s:
+            size = self._lock_log(s)
+            known = s.scalar(
+                select(ShipmentRow.shipment_id).where(
+                    ShipmentRow.shipment_id == record.shipment_id,
+                    ShipmentRow.log_id == self._log_id,
+                )
+            )
+            if known is None:
+                raise NotFoundError(f"no shipment {record.shipment_id} on this log")
+            last = s.execute(
+                select(EventRow.sequence, EventRow.commitment)
+                .where(EventRow.shipment_id == record.shipment_id)
+                .order_by(EventRow.sequence.desc())
+                .limit(1)
+            ).one_or_none()
+            count, previous = (0, bytes(32)) if last is None else (last[0] + 1, last[1])
+            if record.sequence != count or record.previous != previous:
+                raise ConflictError(f"sequence {record.sequence} of this shipment is already taken")
+            if s.get(EventRow, record.event_id) is not None:
+                raise ConflictError(f"event {record.event_id} already exists")
+            stored = replace(record, leaf_index=size)
+            s.add(_event_row(stored, self._log_id))
+            s.execute(insert(LogNodeRow), self._new_nodes(s, size, leaf_hash))
+            s.execute(
+                update(LogStateRow)
+                .where(LogStateRow.log_id == self._log_id)
+                .values(size=LogStateRow.size + 1)
+            )
+        return stored
+
+    # --- Merkle log -------------------------------------------------------------------------
+
+    def log_size(self) -> int:
+        with self._transaction() as s:
+            size = s.scalar(select(LogStateRow.size).where(LogStateRow.log_id == self._log_id))
+            return 0 if size is None else size
+
+    def node(self, level: int, index: int) -> bytes:
+        """Hash of the perfect subtree at (level, index); level 0 are leaf hashes."""
+        _check_coord(level, index)
+        with self._transaction() as s:
+            found = s.scalar(
+                select(LogNodeRow.hash).where(
+                    LogNodeRow.log_id == self._log_id,
+                    LogNodeRow.level == level,
+                    LogNodeRow.index == index,
+                )
+            )
+        if found is None:
+            raise IndexOutOfRangeError(f"no subtree at level {level} index {index}")
+        return found
+
+    def nodes(self, coords: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Hashes of many perfect subtrees, in the order asked, read in one query (per 400)."""
+        for level, index in coords:
+            _check_coord(level, index)
+        wanted = list(dict.fromkeys(coords))
+        with self._transaction() as s:
+            found = self._read_nodes(s, wanted)
+        missing = next((c for c in coords if c not in found), None)
+        if missing is not None:
+            raise IndexOutOfRangeError(f"no subtree at level {missing[0]} index {missing[1]}")
+        return [found[c] for c in coords]
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def add_checkpoint(self, checkpoint: AnchoredCheckpoint) -> None:
+        """Record a checkpoint the ledger accepted (status ``anchored``). A ``sent`` row of the
+        same size is promoted; a ``confirmed`` one stays confirmed; another root conflicts."""
+        _check_checkpoint(checkpoint.size, checkpoint.root, checkpoint.tx_hash)
+        now = self._clock.now()
+        with self._transaction(write=True) as s:
+            row = s.get(CheckpointRow, (self._log_id, checkpoint.size))
+            if row is None:
+                s.add(
+                    CheckpointRow(
+                        log_id=self._log_id,
+                        size=checkpoint.size,
+                        root=checkpoint.root,
+                        tx_hash=checkpoint.tx_hash,
+                        block_number=checkpoint.block_number,
+                        status="anchored",
+                        nonce=None,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                return
+            _same_root(row, checkpoint.root)
+            if row.status == "sent":
+                row.status = "anchored"
+            if checkpoint.tx_hash is not None:
+                row.tx_hash = checkpoint.tx_hash
+            if checkpoint.block_number is not None:
+                row.block_number = checkpoint.block_number
+            row.updated_at = now
+
+    def latest_checkpoint(self) -> AnchoredCheckpoint | None:
+        """The anchored or confirmed checkpoint of greatest size."""
+        with self._transaction() as s:
+            row = s.scalar(
+                self._checkpoint_query()
+                .where(CheckpointRow.status.in_(ANCHORED_STATUSES))
+                .order_by(CheckpointRow.size.desc())
+                .limit(1)
+            )
+            return None if row is None else _checkpoint(row).anchored()
+
+    def record_sent_checkpoint(self, size: int, root: bytes, tx_hash: bytes, nonce: int) -> None:
+        """Note that a checkpoint transaction was broadcast. Sending again (a replacement
+        transaction) updates tx hash and nonce; a checkpoint already anchored or with another
+        root conflicts."""
+        _check_checkpoint(size, root, tx_hash)
+        if not isinstance(nonce, int) or nonce < 0:
+            raise FormatError("nonce must be a non-negative integer")
+        now = self._clock.now()
+        with self._transaction(write=True) as s:
+            row = s.get(CheckpointRow, (self._log_id, size))
+            if row is None:
+                s.add(
+                    CheckpointRow(
+                        log_id=self._log_id,
+                        size=size,
+                        root=root,
+                        tx_hash=tx_hash,
+                        block_number=None,
+                        status="sent",
+                        nonce=nonce,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                return
+            _same_root(row, root)
+            if row.status != "sent":
+                raise ConflictError(f"checkpoint of size {size} is already {row.status}")
+            row.tx_hash, row.nonce, row.updated_at = tx_hash, nonce, now
+
+    def mark_checkpoint(self, size: int, status: str, block_number: int | None = None) -> None:
+        """Move a checkpoint to ``status``. ``sent`` clears the block number (a reorg);
+        otherwise a given block number is stored and None keeps the one known."""
+        if status not in CHECKPOINT_STATUSES:
+            raise FormatError(
+                f"checkpoint status {status!r} is not one of {', '.join(CHECKPOINT_STATUSES)}"
+            )
+        with self._transaction(write=True) as s:
+            row = s.get(CheckpointRow, (self._log_id, size))
+            if row is None:
+                raise NotFoundError(f"no checkpoint of size {size}")
+            row.status = status
+            if status == "sent":
+                row.block_number = None
+            elif block_number is not None:
+                row.block_number = block_number
+            row.updated_at = self._clock.now()
+
+    def checkpoints(self, status: str | None = None) -> list[CheckpointRecord]:
+        """Checkpoints by increasing size, all or those with ``status``."""
+        if status is not None and status not in CHECKPOINT_STATUSES:
+            raise FormatError(
+                f"checkpoint status {status!r} is not one of {', '.join(CHECKPOINT_STATUSES)}"
+            )
+        query = self._checkpoint_query().order_by(CheckpointRow.size)
+        if status is not None:
+            query = query.where(CheckpointRow.status == status)
+        with self._transaction() as s:
+            return [_checkpoint(r) for r in s.scalars(query)]
+
+    # --- API clients ------------------------------------------------------------------------
+
+    def add_api_client(
+        self, client_id: str, name: str, secret_hash: bytes, scopes: Sequence[str]
+    ) -> ApiClientRecord:
+        """Register a client by the hash of its secret; a taken client id conflicts."""
+        if isinstance(scopes, str):
+            raise FormatError("scopes must be a sequence of names, not one string")
+        for scope in scopes:
+            if not scope or "," in scope or scope.strip() != scope:
+                raise FormatError(f"scope {scope!r} must be non-empty, without commas or spaces")
+        if not isinstance(secret_hash, bytes) or not secret_hash:
+            raise FormatError("secret hash must be non-empty bytes")
+        row = ApiClientRow(
+            client_id=client_id,
+            log_id=self._log_id,
+            name=name,
+            secret_hash=secret_hash,
+            scopes=",".join(sorted(set(scopes))),
+            created_at=self._clock.now(),
+            revoked_at=None,
+        )
+        with self._transaction(write=True) as s:
+            if s.get(ApiClientRow, client_id) is not None:
+                raise ConflictError(f"API client {client_id} already exists")
+            s.add(row)
+        return _api_client(row)
+
+    def api_client(self, client_id: str) -> ApiClientRecord | None:
+        """The client, revoked or not; None if unknown to this log."""
+        with self._transaction() as s:
+            row = s.get(ApiClientRow, client_id)
+            return None if row is None or row.log_id != self._log_id else _api_client(row)
+
+    def revoke_api_client(self, client_id: str) -> None:
+        """Revoke a client; revoking again keeps the first revocation time."""
+        with self._transaction(write=True) as s:
+            row = s.get(ApiClientRow, client_id)
+            if row is None or row.log_id != self._log_id:
+                raise NotFoundError(f"no API client {client_id}")
+            if row.revoked_at is None:
+                row.revoked_at = self._clock.now()
+
+    # --- coordination -----------------------------------------------------------------------
+
+    @contextmanager
+    def advisory_lock(self, key: int) -> Iterator[bool]:
+        """Try to take an exclusive lock named ``key`` for the ``with`` block; yield whether
+        it was acquired (never waits). It is released on exit.
+
+        PostgreSQL: ``pg_try_advisory_lock`` on a dedicated autocommit connection, so the
+        lock holds across processes and machines and dies with the connection. SQLite: always
+        acquired — a SQLite database serves a single process, which must run one worker.
+        """
+        if not isinstance(key, int) or not _INT64[0] <= key <= _INT64[1]:
+            raise FormatError("advisory lock key must be a signed 64-bit integer")
+        if self._dialect != "postgresql":
+            yield True
+            return
+        try:
+            connection = self._engine.connect()
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot take advisory lock {key}: {type(e).__name__}") from e
+        try:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            sql = text("SELECT pg_try_advisory_lock(:key)")
+            acquired = bool(connection.scalar(sql, {"key": key}))
+        except SQLAlchemyError as e:
+            connection.close()
+            raise StoreError(f"cannot take advisory lock {key}: {type(e).__name__}") from e
+        if not acquired:
+            connection.close()
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            try:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            except SQLAlchemyError:
+                connection.invalidate()  # the server drops the lock with the session
+            finally:
+                connection.close()
+
+    # --- internals --------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, *, write: bool = False) -> Iterator[Session]:
+        try:
+            with self._sessions() as s, s.begin():
+                if write and self._dialect == "sqlite":
+                    s.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+                yield s
+        except IntegrityError as e:
+            raise _integrity_error(e) from e
+        except SQLAlchemyError as e:
+            raise StoreError(f"database operation failed: {type(e).__name__}") from e
+
+    def _lock_log(self, s: Session) -> int:
+        """Lock the log's state row (creating it at size 0) and return the log's size."""
+        query = select(LogStateRow.size).where(LogStateRow.log_id == self._log_id)
+        if self._dialect == "postgresql":
+            query = query.with_for_update()
+        size = s.scalar(query)
+        if size is None:
+            values = {"log_id": self._log_id, "size": 0}
+            if self._dialect == "postgresql":
+                s.execute(pg_insert(LogStateRow).values(values).on_conflict_do_nothing())
+            else:
+                s.execute(sqlite_insert(LogStateRow).values(values).on_conflict_do_nothing())
+            size = s.scalar(query)
+            if size is None:
+                raise StoreError("the log's state row vanished while locking it")
+        return size
+
+    def _new_nodes(self, s: Session, index: int, leaf_hash: bytes) -> list[dict[str, Any]]:
+        """Rows for leaf ``index`` and every perfect subtree it completes (as MemoryLog)."""
+        siblings: list[tuple[int, int]] = []
+        level, i = 0, index
+        while i & 1:
+            siblings.append((level, i - 1))
+            level, i = level + 1, i >> 1
+        found = self._read_nodes(s, siblings)
+        rows = [{"log_id": self._log_id, "level": 0, "index": index, "hash": leaf_hash}]
+        h = leaf_hash
+        for level, left in siblings:
+            if (level, left) not in found:
+                raise StoreError(f"log is corrupt: subtree at level {level} index {left} missing")
+            h = node_hash(found[(level, left)], h)
+            rows.append({"log_id": self._log_id, "level": level + 1, "index": left >> 1, "hash": h})
+        return rows
+
+    def _read_nodes(
+        self, s: Session, coords: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        found: dict[tuple[int, int], bytes] = {}
+        for start in range(0, len(coords), _NODE_BATCH):
+            batch = coords[start : start + _NODE_BATCH]
+            rows = s.execute(
+                select(LogNodeRow.level, LogNodeRow.index, LogNodeRow.hash).where(
+                    LogNodeRow.log_id == self._log_id,
+                    tuple_(LogNodeRow.level, LogNodeRow.index).in_(batch),
+                )
+            )
+            for level, index, h in rows:
+                found[(level, index)] = h
+        return found
+
+    def _checkpoint_query(self) -> Select[CheckpointRow]:
+        return select(CheckpointRow).where(CheckpointRow.log_id == self._log_id)
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_port(store: SqlStore) -> Store:
+        return store  # mypy proves SqlStore satisfies the Store protocol
+
+
+# --- row <-> record -----------------------------------------------------------------------------
+
+
+def _shipment(row: ShipmentRow) -> ShipmentRecord:
+    # A destroyed data key (crypto-shredding) reads back as an empty blob: unwrapping fails.
+    blob = b"" if row.wrapped_key_blob is None else row.wrapped_key_blob
+    return ShipmentRecord(
+        shipment_id=row.shipment_id,
+        ref=row.ref,
+        wrapped_key=WrappedKey(kid=row.wrapped_key_kid, blob=blob),
+        sealed_details=row.sealed_details,
+        sealed_factor=row.sealed_factor,
+        created_at=row.created_at,
+    )
+
+
+def _event(row: EventRow) -> EventRecord:
+    return EventRecord(
+        event_id=row.event_id,
+        shipment_id=row.shipment_id,
+        sequence=row.sequence,
+        previous=row.previous,
+        commitment=row.commitment,
+        leaf_index=row.leaf_index,
+        event_time=row.event_time,
+        agent=row.agent,
+        signature=row.signature,
+        sealed_openings=row.sealed_openings,
+        recorded_at=row.recorded_at,
+        request_digest=row.request_digest,
+    )
+
+
+def _event_row(record: EventRecord, log_id: bytes) -> EventRow:
+    return EventRow(
+        event_id=record.event_id,
+        log_id=log_id,
+        shipment_id=record.shipment_id,
+        sequence=record.sequence,
+        previous=record.previous,
+        commitment=record.commitment,
+        leaf_index=record.leaf_index,
+        event_time=record.event_time,
+        agent=record.agent,
+        signature=record.signature,
+        sealed_openings=record.sealed_openings,
+        recorded_at=record.recorded_at,
+        request_digest=record.request_digest,
+    )
+
+
+def _checkpoint(row: CheckpointRow) -> CheckpointRecord:
+    return CheckpointRecord(
+        size=row.size,
+        root=row.root,
+        status=row.status,
+        tx_hash=row.tx_hash,
+        block_number=row.block_number,
+        nonce=row.nonce,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _api_client(row: ApiClientRow) -> ApiClientRecord:
+    return ApiClientRecord(
+        client_id=row.client_id,
+        name=row.name,
+        secret_hash=row.secret_hash,
+        scopes=tuple(row.scopes.split(",")) if row.scopes else (),
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+# --- checks and error mapping -------------------------------------------------------------------
+
+
+def _check_coord(level: int, index: int) -> None:
+    if not 0 <= level <= _MAX_LEVEL or not 0 <= index <= _INT64[1]:
+        raise IndexOutOfRangeError(f"no subtree at level {level} index {index}")
+
+
+def _check_checkpoint(size: int, root: bytes, tx_hash: bytes | None) -> None:
+    if not isinstance(size, int) or size < 1:
+        raise FormatError("checkpoint size must be a positive integer")
+    if not isinstance(root, bytes) or len(root) != HASH_SIZE:
+        raise FormatError(f"checkpoint root must be {HASH_SIZE} bytes")
+    if tx_hash is not None and (not isinstance(tx_hash, bytes) or len(tx_hash) != 32):
+        raise FormatError("transaction hash must be 32 bytes")
+
+
+def _same_root(row: CheckpointRow, root: bytes) -> None:
+    if row.root != root:
+        raise ConflictError(
+            f"checkpoint of size {row.size} is recorded with root {row.root.hex()}, "
+            f"not {root.hex()}"
+        )
+
+
+# Unique constraints by PostgreSQL name and by SQLite's column list, with what they mean.
+_UNIQUE_MEANING = {
+    "uq_shipments_log_id_ref": "a shipment with this tracking number already exists",
+    "shipments.log_id, shipments.ref": "a shipment with this tracking number already exists",
+    "pk_shipments": "a shipment with this id already exists",
+    "shipments.shipment_id": "a shipment with this id already exists",
+    "pk_events": "an event with this id already exists",
+    "events.event_id": "an event with this id already exists",
+    "uq_events_shipment_id_sequence": "this sequence of the shipment is already taken",
+    "events.shipment_id, events.sequence": "this sequence of the shipment is already taken",
+}
+
+
+def _integrity_error(e: IntegrityError) -> Error:
+    """Map a constraint violation to our errors without echoing the driver's row values."""
+    code = getattr(e.orig, "sqlstate", None)  # psycopg
+    message = str(e.orig)
+    if code == "23505" or "UNIQUE constraint failed" in message:
+        diag = getattr(e.orig, "diag", None)
+        name = getattr(diag, "constraint_name", None) or message.partition(": ")[2].strip()
+        meaning = _UNIQUE_MEANING.get(name, "the record conflicts with one already stored")
+        return ConflictError(meaning)
+    if code == "23503" or "FOREIGN KEY constraint failed" in message:
+        return NotFoundError("the record refers to something not stored")
+    if code in ("23514", "23502") or "constraint failed" in message:
+        return FormatError("the record violates a constraint of the schema")
+    return StoreError(f"integrity error: {type(e.orig).__name__}")
