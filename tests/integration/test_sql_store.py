@@ -36,7 +36,7 @@ from parcelproof.store.db import (
 from parcelproof.store.memory import MemoryStore
 from parcelproof.store.models import Base, ShipmentRow
 from parcelproof.store.sql import ApiClientRecord, CheckpointRecord, SqlStore, _event_row
-from tests.integration.conftest import SQL_BACKENDS, migrated_engine
+from tests.conftest import SQL_BACKENDS, migrated_engine
 
 LOG_A = hashlib.sha256(b"courier A").digest()
 LOG_B = hashlib.sha256(b"courier B").digest()

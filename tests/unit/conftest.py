@@ -29,6 +29,7 @@ class FakeLedger:
         self.latest: dict[bytes, tuple[int, bytes]] = {}
         self.agents: dict[str, tuple[bytes, int, int]] = {}
         self.accounts: dict[str, bytes] = {}
+        self.block = 0
 
     def register(self, courier: bytes, agent: str, valid_from: int, valid_until: int) -> None:
         self.agents[agent] = (courier, valid_from, valid_until)
@@ -47,7 +48,7 @@ class FakeLedger:
 
     def anchor_checkpoint(
         self, size: int, root: bytes, proof: Sequence[bytes], *, sender: str
-    ) -> None:
+    ) -> FakeCheckpoint:
         courier = self.accounts[sender]
         previous = self.latest.get(courier)
         if previous is not None:
@@ -56,6 +57,26 @@ class FakeLedger:
             merkle.verify_consistency(previous[0], size, previous[1], root, proof)
         self.latest[courier] = (size, root)
         self.roots[(courier, size)] = root
+        self.block += 1
+        return FakeCheckpoint(size, root, self.block, None)
+
+    def latest_checkpoint(self, courier_id: bytes) -> FakeCheckpoint | None:
+        latest = self.latest.get(courier_id)
+        return None if latest is None else FakeCheckpoint(latest[0], latest[1], None, None)
+
+    def checkpoints(self, courier_id: bytes, from_block: int = 0) -> list[FakeCheckpoint]:
+        return []
+
+    def block_number(self) -> int:
+        return self.block
+
+
+@dataclass(frozen=True)
+class FakeCheckpoint:
+    size: int
+    root: bytes
+    block_number: int | None
+    tx_hash: bytes | None
 
 
 class FixedClock:

@@ -348,6 +348,10 @@ class LedgerClient:
             return None
         return Checkpoint(bytes(courier_id), int(size), bytes(root), int(anchored_at), None, None)
 
+    def block_number(self) -> int:
+        """The chain's current head block."""
+        return self._rpc(lambda: int(self.w3.eth.block_number))
+
     def checkpoint_root(self, courier_id: bytes, size: int) -> bytes:
         """The root anchored for ``size`` (:class:`UnknownCheckpointError` if none)."""
         fn = self._fn.checkpointRoot(_b32(courier_id, "courier id"), _u64(size, "size"))

@@ -178,5 +178,9 @@ class ConflictError(Error):
     """The request contradicts what is already recorded (e.g. a duplicate)."""
 
 
+class StoreError(Error):
+    """The database failed or refused an operation for a reason other than the input."""
+
+
 class TransitionError(FormatError):
     """A milestone may not follow the shipment's current status."""

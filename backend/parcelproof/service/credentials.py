@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Protocol
 
 from parcelproof.core.errors import Error
+from parcelproof.service.ports import ApiClientRecord
 
 PREFIX = "ppk"
 SCOPES = frozenset({"shipments:write", "events:write", "anchor:write", "read"})
@@ -22,23 +23,14 @@ class ScopeError(Error):
     """The credential is valid but lacks the scope this operation needs."""
 
 
-@dataclass(frozen=True)
-class ApiClient:
-    """A stored API client: its secret only as SHA-256 (secrets are 256-bit random)."""
-
-    client_id: str
-    name: str
-    secret_hash: bytes
-    scopes: frozenset[str]
-    revoked: bool = False
-
-
 class ApiClients(Protocol):
-    """Where API clients are kept."""
+    """Where API clients are kept (secrets only as SHA-256: they are 256-bit random)."""
 
-    def add_api_client(self, client: ApiClient) -> None: ...
+    def add_api_client(
+        self, client_id: str, name: str, secret_hash: bytes, scopes: Sequence[str]
+    ) -> ApiClientRecord: ...
 
-    def api_client(self, client_id: str) -> ApiClient | None: ...
+    def api_client(self, client_id: str) -> ApiClientRecord | None: ...
 
 
 def issue(clients: ApiClients, name: str, scopes: set[str] | frozenset[str]) -> str:
@@ -49,17 +41,12 @@ def issue(clients: ApiClients, name: str, scopes: set[str] | frozenset[str]) -> 
     client_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     clients.add_api_client(
-        ApiClient(
-            client_id=client_id,
-            name=name,
-            secret_hash=hashlib.sha256(secret.encode()).digest(),
-            scopes=frozenset(scopes),
-        )
+        client_id, name, hashlib.sha256(secret.encode()).digest(), sorted(scopes)
     )
     return f"{PREFIX}_{client_id}_{secret}"
 
 
-def authenticate(clients: ApiClients, token: str, scope: str) -> ApiClient:
+def authenticate(clients: ApiClients, token: str, scope: str) -> ApiClientRecord:
     """Return the client a bearer token belongs to, if it holds ``scope``."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX:
@@ -67,7 +54,7 @@ def authenticate(clients: ApiClients, token: str, scope: str) -> ApiClient:
     client = clients.api_client(parts[1])
     presented = hashlib.sha256(parts[2].encode()).digest()
     expected = client.secret_hash if client else hashlib.sha256(b"decoy").digest()
-    if not hmac.compare_digest(presented, expected) or client is None or client.revoked:
+    if not hmac.compare_digest(presented, expected) or client is None or not client.active:
         raise AuthenticationError("invalid credentials")
     if scope not in client.scopes:
         raise ScopeError(f"this credential lacks the {scope!r} scope")

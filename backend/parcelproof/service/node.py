@@ -9,7 +9,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import rfc8785
 
@@ -27,7 +27,11 @@ from parcelproof.core.errors import (
     AgentKeyNotValidError,
     ConflictError,
     FormatError,
+    InconsistentCheckpointError,
+    NonGrowingCheckpointError,
     NotFoundError,
+    RootMismatchError,
+    VerificationError,
 )
 from parcelproof.core.vocabulary import Status, check_transition, parse_status
 from parcelproof.service.ports import (
@@ -42,6 +46,12 @@ from parcelproof.service.ports import (
 
 MAX_CLOCK_SKEW = 300
 REQUIRED_FIELDS = ("status", "time")
+
+
+class AgentKeyCheck(Protocol):
+    """Whether an agent key could sign for a courier at a time (the ledger, or a cache)."""
+
+    def is_agent_key_valid(self, courier_id: bytes, agent: str, at: int) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,7 @@ class CourierNode:
         store: Store,
         clock: Clock | None = None,
         rng: Callable[[int], bytes] = secrets.token_bytes,
+        agent_keys: AgentKeyCheck | None = None,
     ) -> None:
         if len(courier_id) != 32:
             raise FormatError("courier id must be 32 bytes")
@@ -105,6 +116,7 @@ class CourierNode:
         self.clock = clock or SystemClock()
         self._shipment_key = shipment_key
         self._rng = rng
+        self.agent_keys: AgentKeyCheck = agent_keys or ledger
 
     @property
     def domain(self) -> eip712.Domain:
@@ -229,7 +241,7 @@ class CourierNode:
             event_time=event_time,
         )
         eip712.verify_event_signature(self.domain, signed, signature, agent)
-        if not self.ledger.is_agent_key_valid(self.courier_id, agent, event_time):
+        if not self.agent_keys.is_agent_key_valid(self.courier_id, agent, event_time):
             raise AgentKeyNotValidError(
                 f"agent key {agent} is not registered to this courier, revoked or outside its "
                 f"validity window at {event_time}"
@@ -293,21 +305,61 @@ class CourierNode:
 
     # --- anchoring --------------------------------------------------------------------------
 
-    def anchor(self) -> AnchoredCheckpoint | None:
-        """Anchor the log's current size and root with a consistency proof; None if unchanged."""
+    def reconcile(self) -> AnchoredCheckpoint | None:
+        """Learn from the chain what was anchored (the chain is the truth) and record it.
+
+        Covers a crash between sending a checkpoint and recording it. Raises
+        VerificationError if the ledger holds a root this log does not produce: the local
+        log was altered, or another node anchors with this courier's account.
+        """
+        on_chain = self.ledger.latest_checkpoint(self.courier_id)
+        if on_chain is None:
+            return None
         size = self.store.log_size()
-        last = self.store.latest_checkpoint()
-        if size == 0 or (last is not None and last.size == size):
+        if on_chain.size > size:
+            raise VerificationError(
+                f"the ledger holds a checkpoint of size {on_chain.size} but this log has only "
+                f"{size} leaves: wrong database, or the courier account is used elsewhere"
+            )
+        ours = merkle.tree_root(self.store.node, on_chain.size)
+        if ours != on_chain.root:
+            raise RootMismatchError(on_chain.root, ours, f"anchored root at size {on_chain.size}")
+        local = self.store.latest_checkpoint()
+        if local is not None and local.size == on_chain.size:
+            return local
+        block, tx = on_chain.block_number, on_chain.tx_hash
+        if block is None:
+            since = (local.block_number or 0) if local else 0
+            found = [
+                c
+                for c in self.ledger.checkpoints(self.courier_id, since)
+                if c.size == on_chain.size
+            ]
+            if found:
+                block, tx = found[-1].block_number, found[-1].tx_hash
+        checkpoint = AnchoredCheckpoint(on_chain.size, on_chain.root, block, tx)
+        self.store.add_checkpoint(checkpoint)
+        return checkpoint
+
+    def anchor(self, after_send: Callable[[], None] | None = None) -> AnchoredCheckpoint | None:
+        """Anchor the log's current size and root, proven consistent with the chain's latest
+        checkpoint; None when nothing is new. Safe to call again after any crash: it first
+        reconciles with the chain, and the contract refuses a size that does not grow."""
+        base = self.reconcile()
+        size = self.store.log_size()
+        if size == 0 or (base is not None and base.size == size):
             return None
         root = merkle.tree_root(self.store.node, size)
-        proof = merkle.consistency_proof(self.store.node, last.size, size) if last else []
-        result = self.ledger.anchor_checkpoint(size, root, proof, sender=self.account)
-        checkpoint = AnchoredCheckpoint(
-            size=size,
-            root=root,
-            block_number=getattr(result, "block_number", None),
-            tx_hash=getattr(result, "tx_hash", None),
-        )
+        proof = merkle.consistency_proof(self.store.node, base.size, size) if base else []
+        try:
+            result = self.ledger.anchor_checkpoint(size, root, proof, sender=self.account)
+        except (NonGrowingCheckpointError, InconsistentCheckpointError):
+            # The chain moved since we read it (an earlier incarnation's transaction landed).
+            self.reconcile()
+            raise
+        if after_send is not None:
+            after_send()  # fault-injection point for crash tests
+        checkpoint = AnchoredCheckpoint(size, root, result.block_number, result.tx_hash)
         self.store.add_checkpoint(checkpoint)
         return checkpoint
 

@@ -50,6 +50,62 @@ class AnchoredCheckpoint:
     tx_hash: bytes | None
 
 
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """A checkpoint with the anchoring worker's bookkeeping.
+
+    ``status`` moves ``sent`` (transaction broadcast) → ``anchored`` (mined) → ``confirmed``
+    (deep enough); a reorg may move it back to ``sent``.
+    """
+
+    size: int
+    root: bytes
+    status: str
+    tx_hash: bytes | None
+    block_number: int | None
+    nonce: int | None
+    created_at: int
+    updated_at: int
+
+    def anchored(self) -> AnchoredCheckpoint:
+        """The port's view of this checkpoint."""
+        return AnchoredCheckpoint(
+            size=self.size, root=self.root, block_number=self.block_number, tx_hash=self.tx_hash
+        )
+
+
+@dataclass(frozen=True)
+class ApiClientRecord:
+    """A machine client of the node's API: its secret only as a hash."""
+
+    client_id: str
+    name: str
+    secret_hash: bytes
+    scopes: tuple[str, ...]
+    created_at: int
+    revoked_at: int | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class ChainCheckpoint(Protocol):
+    """A checkpoint as the ledger reports it."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def root(self) -> bytes: ...
+
+    @property
+    def block_number(self) -> int | None: ...
+
+    @property
+    def tx_hash(self) -> bytes | None: ...
+
+
 class LedgerPort(Protocol):
     """What a courier node needs from the ParcelLedger client."""
 
@@ -65,7 +121,13 @@ class LedgerPort(Protocol):
 
     def anchor_checkpoint(
         self, size: int, root: bytes, proof: Sequence[bytes], *, sender: Any
-    ) -> Any: ...
+    ) -> ChainCheckpoint: ...
+
+    def latest_checkpoint(self, courier_id: bytes) -> ChainCheckpoint | None: ...
+
+    def checkpoints(self, courier_id: bytes, from_block: int = 0) -> Sequence[ChainCheckpoint]: ...
+
+    def block_number(self) -> int: ...
 
 
 class Store(Protocol):
@@ -83,7 +145,8 @@ class Store(Protocol):
 
     def append_event(self, record: EventRecord, leaf_hash: bytes) -> EventRecord:
         """Atomically append: the record's sequence must be the shipment's next and its
-        previous the last commitment (else ConflictError); the store assigns the leaf index
+        previous the last commitment (else ConflictError; NotFoundError for a shipment not
+        in this log); the store assigns the leaf index
         (the log's size), stores the leaf and every completed subtree hash, and returns the
         record with its leaf index. ``record.leaf_index`` is ignored on input."""
         ...
@@ -94,9 +157,23 @@ class Store(Protocol):
         """Hash of the perfect subtree at (level, index); level 0 are leaf hashes."""
         ...
 
-    def add_checkpoint(self, checkpoint: AnchoredCheckpoint) -> None: ...
+    def nodes(self, coords: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Many subtree hashes in one read."""
+        ...
 
-    def latest_checkpoint(self) -> AnchoredCheckpoint | None: ...
+    def add_checkpoint(self, checkpoint: AnchoredCheckpoint) -> None:
+        """Record a checkpoint the ledger accepted (status anchored); idempotent per size."""
+        ...
+
+    def latest_checkpoint(self) -> AnchoredCheckpoint | None:
+        """The anchored or confirmed checkpoint of greatest size."""
+        ...
+
+    def mark_checkpoint(self, size: int, status: str, block_number: int | None = None) -> None: ...
+
+    def checkpoints(self, status: str | None = None) -> list[CheckpointRecord]:
+        """Checkpoints by increasing size, all or those with ``status``."""
+        ...
 
 
 class Clock(Protocol):

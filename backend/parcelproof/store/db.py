@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from parcelproof.core.errors import Error, FormatError
+from parcelproof.core.errors import FormatError, StoreError
 
 DEFAULT_URL = "sqlite:///data/parcelproof.sqlite"
 SQLITE_FILE = "parcelproof.sqlite"
@@ -27,10 +27,6 @@ _SQLITE_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE"})
 
 # Key of the transaction-scoped advisory lock that serialises concurrent upgrades on PostgreSQL.
 _MIGRATION_LOCK_KEY = 0x7070_6D69_6772  # "ppmigr"
-
-
-class StoreError(Error):
-    """The database refused an operation, failed or could not be reached."""
 
 
 def sqlite_url(data_dir: Path | str) -> str:

@@ -1,31 +1,51 @@
-"""In-memory store for the embedded demo and unit tests; same contract as the SQL store."""
+"""In-memory store for unit tests; behaves exactly like the SQL store (a shared test checks)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from dataclasses import replace
 
-from parcelproof.core.errors import ConflictError, FormatError
+from parcelproof.core.errors import ConflictError, FormatError, IndexOutOfRangeError, NotFoundError
 from parcelproof.core.merkle import MemoryLog
-from parcelproof.service.credentials import ApiClient
-from parcelproof.service.ports import AnchoredCheckpoint, EventRecord, ShipmentRecord
+from parcelproof.service.ports import (
+    AnchoredCheckpoint,
+    ApiClientRecord,
+    CheckpointRecord,
+    Clock,
+    EventRecord,
+    ShipmentRecord,
+    SystemClock,
+)
+
+CHECKPOINT_STATUSES = ("sent", "anchored", "confirmed")
 
 
 class MemoryStore:
     """Keeps one courier's shipments, events, Merkle log and checkpoints in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._lock = threading.RLock()
         self._shipments: dict[bytes, ShipmentRecord] = {}
+        self._shipment_ids: set[str] = set()
         self._events: dict[str, list[EventRecord]] = {}
-        self._log = MemoryLog()
-        self._checkpoints: list[AnchoredCheckpoint] = []
         self._by_id: dict[str, EventRecord] = {}
-        self._clients: dict[str, ApiClient] = {}
+        self._log = MemoryLog()
+        self._checkpoints: dict[int, CheckpointRecord] = {}
+        self._clients: dict[str, ApiClientRecord] = {}
+
+    # --- shipments and events ---------------------------------------------------------------
 
     def add_shipment(self, record: ShipmentRecord) -> None:
-        if record.ref in self._shipments:
-            raise ConflictError("a shipment with this tracking number already exists")
-        self._shipments[record.ref] = record
-        self._events[record.shipment_id] = []
+        with self._lock:
+            if record.ref in self._shipments:
+                raise ConflictError("a shipment with this tracking number already exists")
+            if record.shipment_id in self._shipment_ids:
+                raise ConflictError(f"shipment id {record.shipment_id} already exists")
+            self._shipments[record.ref] = record
+            self._shipment_ids.add(record.shipment_id)
+            self._events[record.shipment_id] = []
 
     def shipment_by_ref(self, ref: bytes) -> ShipmentRecord | None:
         return self._shipments.get(ref)
@@ -43,36 +63,112 @@ class MemoryStore:
             if e.event_id == record.event_id:
                 events[i] = self._by_id[e.event_id] = replace(record)
                 return
-        raise FormatError(f"no event {record.event_id}")
+        raise NotFoundError(f"no event {record.event_id}")
 
     def append_event(self, record: EventRecord, leaf_hash: bytes) -> EventRecord:
-        events = self._events[record.shipment_id]
-        previous = events[-1].commitment if events else bytes(32)
-        if record.sequence != len(events) or record.previous != previous:
-            raise ConflictError(f"sequence {record.sequence} of this shipment is already taken")
-        if record.event_id in self._by_id:
-            raise ConflictError(f"event {record.event_id} already exists")
-        stored = replace(record, leaf_index=self._log.append_leaf_hash(leaf_hash))
-        events.append(stored)
-        self._by_id[stored.event_id] = stored
-        return stored
+        with self._lock:
+            events = self._events.get(record.shipment_id)
+            if events is None:
+                raise NotFoundError(f"no shipment {record.shipment_id} in this log")
+            previous = events[-1].commitment if events else bytes(32)
+            if record.sequence != len(events) or record.previous != previous:
+                raise ConflictError(f"sequence {record.sequence} of this shipment is already taken")
+            if record.event_id in self._by_id:
+                raise ConflictError(f"event {record.event_id} already exists")
+            stored = replace(record, leaf_index=self._log.append_leaf_hash(leaf_hash))
+            events.append(stored)
+            self._by_id[stored.event_id] = stored
+            return stored
+
+    # --- log --------------------------------------------------------------------------------
 
     def log_size(self) -> int:
         return len(self._log)
 
     def node(self, level: int, index: int) -> bytes:
+        if level < 0 or index < 0:
+            raise IndexOutOfRangeError(f"no subtree at level {level} index {index}")
         return self._log.node(level, index)
 
+    def nodes(self, coords: Sequence[tuple[int, int]]) -> list[bytes]:
+        return [self.node(level, index) for level, index in coords]
+
+    # --- checkpoints ------------------------------------------------------------------------
+
     def add_checkpoint(self, checkpoint: AnchoredCheckpoint) -> None:
-        self._checkpoints.append(checkpoint)
+        with self._lock:
+            now = self._clock.now()
+            row = self._checkpoints.get(checkpoint.size)
+            if row is None:
+                self._checkpoints[checkpoint.size] = CheckpointRecord(
+                    size=checkpoint.size,
+                    root=checkpoint.root,
+                    status="anchored",
+                    tx_hash=checkpoint.tx_hash,
+                    block_number=checkpoint.block_number,
+                    nonce=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+                return
+            if row.root != checkpoint.root:
+                raise ConflictError(f"checkpoint of size {row.size} has another root")
+            self._checkpoints[row.size] = replace(
+                row,
+                status="anchored" if row.status == "sent" else row.status,
+                tx_hash=checkpoint.tx_hash or row.tx_hash,
+                block_number=checkpoint.block_number or row.block_number,
+                updated_at=now,
+            )
 
     def latest_checkpoint(self) -> AnchoredCheckpoint | None:
-        return self._checkpoints[-1] if self._checkpoints else None
+        anchored = [c for c in self._checkpoints.values() if c.status != "sent"]
+        return max(anchored, key=lambda c: c.size).anchored() if anchored else None
 
-    def add_api_client(self, client: ApiClient) -> None:
-        if client.client_id in self._clients:
-            raise ConflictError("client id already exists")
-        self._clients[client.client_id] = client
+    def mark_checkpoint(self, size: int, status: str, block_number: int | None = None) -> None:
+        if status not in CHECKPOINT_STATUSES:
+            raise FormatError(f"checkpoint status {status!r} is not one of {CHECKPOINT_STATUSES}")
+        with self._lock:
+            row = self._checkpoints.get(size)
+            if row is None:
+                raise NotFoundError(f"no checkpoint of size {size}")
+            block = None if status == "sent" else (block_number or row.block_number)
+            self._checkpoints[size] = replace(
+                row, status=status, block_number=block, updated_at=self._clock.now()
+            )
 
-    def api_client(self, client_id: str) -> ApiClient | None:
+    def checkpoints(self, status: str | None = None) -> list[CheckpointRecord]:
+        if status is not None and status not in CHECKPOINT_STATUSES:
+            raise FormatError(f"checkpoint status {status!r} is not one of {CHECKPOINT_STATUSES}")
+        rows = sorted(self._checkpoints.values(), key=lambda c: c.size)
+        return [c for c in rows if status is None or c.status == status]
+
+    # --- API clients ------------------------------------------------------------------------
+
+    def add_api_client(
+        self, client_id: str, name: str, secret_hash: bytes, scopes: Sequence[str]
+    ) -> ApiClientRecord:
+        with self._lock:
+            if client_id in self._clients:
+                raise ConflictError(f"API client {client_id} already exists")
+            record = ApiClientRecord(
+                client_id=client_id,
+                name=name,
+                secret_hash=secret_hash,
+                scopes=tuple(sorted(set(scopes))),
+                created_at=self._clock.now(),
+                revoked_at=None,
+            )
+            self._clients[client_id] = record
+            return record
+
+    def api_client(self, client_id: str) -> ApiClientRecord | None:
         return self._clients.get(client_id)
+
+    def revoke_api_client(self, client_id: str) -> None:
+        with self._lock:
+            record = self._clients.get(client_id)
+            if record is None:
+                raise NotFoundError(f"no API client {client_id}")
+            if record.revoked_at is None:
+                self._clients[client_id] = replace(record, revoked_at=self._clock.now())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Select, insert, select, text, tuple_, update
@@ -20,10 +20,13 @@ from parcelproof.core.errors import (
     FormatError,
     IndexOutOfRangeError,
     NotFoundError,
+    StoreError,
 )
 from parcelproof.core.merkle import HASH_SIZE, node_hash
 from parcelproof.service.ports import (
     AnchoredCheckpoint,
+    ApiClientRecord,
+    CheckpointRecord,
     Clock,
     EventRecord,
     ShipmentRecord,
@@ -32,7 +35,7 @@ from parcelproof.service.ports import (
 
 if TYPE_CHECKING:
     from parcelproof.service.ports import Store
-from parcelproof.store.db import SQLITE_BEGIN_OPTION, StoreError
+from parcelproof.store.db import SQLITE_BEGIN_OPTION
 from parcelproof.store.models import (
     CHECKPOINT_STATUSES,
     ApiClientRow,
@@ -55,46 +58,6 @@ ANCHORED_STATUSES = ("anchored", "confirmed")
 _NODE_BATCH = 400  # coordinates per query (two bound parameters each)
 _MAX_LEVEL = 63
 _INT64 = (-(1 << 63), (1 << 63) - 1)
-
-
-@dataclass(frozen=True)
-class CheckpointRecord:
-    """A checkpoint with the anchoring worker's bookkeeping.
-
-    ``status`` moves ``sent`` (transaction broadcast) → ``anchored`` (mined) → ``confirmed``
-    (deep enough); a reorg may move it back to ``sent``.
-    """
-
-    size: int
-    root: bytes
-    status: str
-    tx_hash: bytes | None
-    block_number: int | None
-    nonce: int | None
-    created_at: int
-    updated_at: int
-
-    def anchored(self) -> AnchoredCheckpoint:
-        """The port's view of this checkpoint."""
-        return AnchoredCheckpoint(
-            size=self.size, root=self.root, block_number=self.block_number, tx_hash=self.tx_hash
-        )
-
-
-@dataclass(frozen=True)
-class ApiClientRecord:
-    """A machine client of the node's API: its secret only as a hash."""
-
-    client_id: str
-    name: str
-    secret_hash: bytes
-    scopes: tuple[str, ...]
-    created_at: int
-    revoked_at: int | None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
 
 
 class SqlStore:

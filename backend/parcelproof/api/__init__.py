@@ -1,0 +1,1 @@
+"""HTTP API of a courier node (FastAPI): thin routers over the service layer."""

@@ -1,0 +1,139 @@
+"""The FastAPI application factory: routers, problem+json, size limits, logs, metrics, health."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from parcelproof import __version__
+from parcelproof.api import problems
+from parcelproof.api.deps import NodeServices
+from parcelproof.api.routes import courier, public
+
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+log = logging.getLogger("parcelproof.api")
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _too_large(self.limit)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting, send)
+        except _BodyTooLarge:
+            await _too_large(self.limit)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return problems.problem(413, "too-large", "Request body too large", f"limit is {limit} bytes")
+
+
+def create_app(
+    services: NodeServices,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    ready: Callable[[], dict[str, str]] | None = None,
+) -> FastAPI:
+    """Build the API for one courier node."""
+    app = FastAPI(
+        title="ParcelProof courier node",
+        version=__version__,
+        description="Record signed parcel milestones; look parcels up with verifiable proofs.",
+    )
+    app.state.services = services
+    problems.install(app)
+    app.include_router(courier)
+    app.include_router(public)
+
+    registry = CollectorRegistry()
+    requests = Counter(
+        "parcelproof_http_requests",
+        "HTTP requests",
+        ["method", "route", "status"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "parcelproof_http_request_seconds", "HTTP request latency", ["route"], registry=registry
+    )
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        elapsed = time.perf_counter() - started
+        requests.labels(request.method, route, str(response.status_code)).inc()
+        latency.labels(route).observe(elapsed)
+        response.headers["X-Request-Id"] = request_id
+        # Route templates only: never paths with ids, never bodies or query strings.
+        log.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": request.method,
+                "route": route,
+                "status": response.status_code,
+                "ms": round(elapsed * 1000, 1),
+            },
+        )
+        return response
+
+    app.add_middleware(BodyLimit, limit=max_body)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], response_model=None)
+    def readyz() -> Any:
+        """Readiness: database and ledger reachable."""
+        checks = ready() if ready else {"database": "ok", "ledger": "ok"}
+        ok = all(v == "ok" for v in checks.values())
+        if ok:
+            return {"status": "ready", **checks}
+        return problems.problem(503, "not-ready", "Not ready", "", checks=checks)
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,108 @@
+"""RFC 9457 problem+json responses: every error the API returns, and nothing else leaks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from parcelproof.core.errors import (
+    AgentKeyNotValidError,
+    ChainError,
+    ConflictError,
+    DecryptionError,
+    Error,
+    FormatError,
+    KeyStateError,
+    NetworkError,
+    NotFoundError,
+    SignatureError,
+    TransitionError,
+    VerificationError,
+)
+from parcelproof.service.credentials import AuthenticationError, ScopeError
+
+PROBLEM = "application/problem+json"
+log = logging.getLogger("parcelproof.api")
+
+# Most specific first: the first matching class decides status and type.
+_MAPPING: list[tuple[type[Error], int, str, str]] = [
+    (AuthenticationError, 401, "unauthorized", "Unauthorized"),
+    (ScopeError, 403, "forbidden", "Forbidden"),
+    (NotFoundError, 404, "not-found", "Not found"),
+    (ConflictError, 409, "conflict", "Conflict"),
+    (TransitionError, 422, "illegal-transition", "Illegal status transition"),
+    (SignatureError, 422, "bad-signature", "Signature does not verify"),
+    (AgentKeyNotValidError, 422, "agent-key-not-valid", "Agent key not valid"),
+    (DecryptionError, 500, "integrity", "Stored data failed its integrity check"),
+    (KeyStateError, 500, "key-unavailable", "A key needed for this request is unavailable"),
+    (VerificationError, 422, "verification-failed", "Verification failed"),
+    (FormatError, 422, "invalid-input", "Invalid input"),
+    (NetworkError, 503, "ledger-unreachable", "The ledger is unreachable"),
+    (ChainError, 502, "ledger-refused", "The ledger refused the operation"),
+]
+
+
+def problem(status: int, kind: str, title: str, detail: str = "", **extra: Any) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, Any] = {"type": f"urn:parcelproof:problem:{kind}", "title": title}
+    body["status"] = status
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def problem_for(error: Error) -> JSONResponse:
+    """Map one of our errors to its problem response."""
+    for cls, status, kind, title in _MAPPING:
+        if isinstance(error, cls):
+            detail = str(error) if status < 500 else ""
+            return problem(status, kind, title, detail)
+    return problem(500, "internal", "Internal error")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into problem+json."""
+
+    @app.exception_handler(Error)
+    async def _ours(request: Request, exc: Error) -> JSONResponse:
+        response = problem_for(exc)
+        if response.status_code >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Pydantic's errors echo the input; the input may be personal data, so drop it.
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return problem(
+            422, "invalid-input", "Invalid input", "the request body is invalid", errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {
+            404: "not-found",
+            405: "method-not-allowed",
+            401: "unauthorized",
+            403: "forbidden",
+            413: "too-large",
+            415: "unsupported-media-type",
+        }.get(exc.status_code, "http")
+        return problem(exc.status_code, kind, str(exc.detail or kind))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s crashed: %s", request.method, request.url.path, type(exc).__name__)
+        return problem(500, "internal", "Internal error")

@@ -1,0 +1,139 @@
+"""The API's routes: courier (authenticated) and public (lookup, verify, health)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+from fastapi.concurrency import run_in_threadpool
+
+from parcelproof.api import schemas as s
+from parcelproof.api.deps import CanAnchor, CanWriteEvents, CanWriteShipments, Services
+from parcelproof.api.problems import problem_for
+from parcelproof.core.bundle import hex32, verify_bundle
+from parcelproof.core.commitment import FieldOpening
+from parcelproof.core.errors import Error
+from parcelproof.service.lookup import lookup
+from parcelproof.service.node import CourierNode
+from parcelproof.service.ports import EventRecord
+
+courier = APIRouter(prefix="/v1", tags=["courier"])
+public = APIRouter(prefix="/v1", tags=["customer"])
+
+
+@courier.post("/shipments", status_code=status.HTTP_201_CREATED)
+def create_shipment(body: s.ShipmentIn, services: Services, _: CanWriteShipments) -> s.ShipmentOut:
+    """Register a shipment; its details and second factor are stored encrypted."""
+    shipment_id = services.node.create_shipment(body.tracking_number, body.details, body.postcode)
+    return s.ShipmentOut(shipment_id=shipment_id)
+
+
+@courier.post("/shipments/context")
+def event_context(body: s.ContextIn, services: Services, _: CanWriteEvents) -> s.ContextOut:
+    """The sequence number and previous commitment the next event of a shipment must sign."""
+    ctx = services.node.event_context(body.tracking_number)
+    return s.ContextOut(
+        log_id=hex32(ctx.log_id),
+        shipment=hex32(ctx.shipment),
+        sequence=ctx.sequence,
+        previous=hex32(ctx.previous),
+        chain_id=ctx.domain.chain_id,
+        verifying_contract=ctx.domain.verifying_contract,
+    )
+
+
+def _record(node: CourierNode, body: s.EventIn) -> EventRecord:
+    openings = [FieldOpening.from_json(f.model_dump()) for f in body.fields]
+    return node.record_event(
+        body.tracking_number,
+        openings,
+        event_time=body.event_time,
+        agent=body.agent,
+        signature=bytes.fromhex(body.signature[2:]),
+        event_id=body.event_id,
+    )
+
+
+def _event_out(record: EventRecord) -> s.EventOut:
+    return s.EventOut(
+        event_id=record.event_id,
+        sequence=record.sequence,
+        commitment=hex32(record.commitment),
+        leaf_index=record.leaf_index,
+    )
+
+
+@courier.post("/events", status_code=status.HTTP_201_CREATED)
+def record_event(
+    body: s.EventIn, services: Services, _: CanWriteEvents, response: Response
+) -> s.EventOut:
+    """Record one agent-signed event. Replaying the same event id and body returns 200."""
+    before = services.node.store.event_by_id(body.event_id)
+    record = _record(services.node, body)
+    if before is not None:
+        response.status_code = status.HTTP_200_OK
+    return _event_out(record)
+
+
+@courier.post("/events/bulk")
+def record_events(body: s.BulkIn, services: Services, _: CanWriteEvents) -> s.BulkOut:
+    """Record up to 1,000 events in order; each gets its own status (not all-or-nothing)."""
+    results: list[s.BulkItem] = []
+    for i, item in enumerate(body.events):
+        replay = services.node.store.event_by_id(item.event_id) is not None
+        try:
+            record = _record(services.node, item)
+        except Error as e:
+            resp = problem_for(e)
+            results.append(s.BulkItem(index=i, status=resp.status_code, problem=_body(resp)))
+            continue
+        results.append(s.BulkItem(index=i, status=200 if replay else 201, event=_event_out(record)))
+    return s.BulkOut(results=results)
+
+
+@courier.post("/anchor")
+def anchor_now(services: Services, _: CanAnchor) -> s.CheckpointOut | None:
+    """Anchor a checkpoint of the log now (the worker also does this on its schedule)."""
+    cp = services.node.anchor()
+    if cp is None:
+        return None
+    return s.CheckpointOut(
+        size=cp.size,
+        root=hex32(cp.root),
+        block_number=cp.block_number,
+        tx_hash=None if cp.tx_hash is None else "0x" + bytes(cp.tx_hash).hex(),
+    )
+
+
+@public.post("/lookup")
+def lookup_parcel(body: s.LookupIn, services: Services) -> s.LookupOut:
+    """Timeline and verified proof bundle for a tracking number plus its second factor."""
+    result = lookup([services.node], services.ledger, body.tracking_number, body.postcode)
+    return s.LookupOut(
+        timeline=[
+            s.TimelineItem(
+                log_id=hex32(t.log_id),
+                sequence=t.sequence,
+                event_time=t.event_time,
+                fields=t.fields,
+                anchoring=t.anchoring,
+                checkpoint_size=t.checkpoint_size,
+            )
+            for t in result.timeline
+        ],
+        bundle=result.bundle,
+        verification=result.report.to_json() if result.report else None,
+    )
+
+
+@public.post("/verify")
+async def verify(bundle: dict[str, Any], services: Services) -> dict[str, Any]:
+    """Verify any proof bundle against this node's ledger; returns a per-check report."""
+    report = await run_in_threadpool(verify_bundle, bundle, services.ledger)
+    return report.to_json()
+
+
+def _body(response: Any) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(bytes(response.body))
+    return parsed

@@ -1,0 +1,106 @@
+"""Request and response bodies of the courier API (pydantic, strict, no unknown keys)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
+Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+Signature = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
+TrackingNumber = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Postcode = Annotated[str, StringConstraints(min_length=1, max_length=16)]
+EventId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+UInt64 = Annotated[int, Field(ge=0, lt=2**64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ShipmentIn(Strict):
+    tracking_number: TrackingNumber
+    postcode: Postcode = Field(description="destination postcode: the customer's second factor")
+    details: dict[str, Any] = Field(default_factory=dict, max_length=64)
+
+
+class ShipmentOut(Strict):
+    shipment_id: str
+
+
+class ContextIn(Strict):
+    tracking_number: TrackingNumber
+
+
+class ContextOut(Strict):
+    log_id: Hex32
+    shipment: Hex32
+    sequence: int
+    previous: Hex32
+    chain_id: int
+    verifying_contract: Address
+
+
+class FieldIn(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    value: Any
+    salt: Annotated[str, StringConstraints(min_length=43, max_length=43)]
+
+
+class EventIn(Strict):
+    event_id: EventId = Field(description="client-chosen id; replays are idempotent")
+    tracking_number: TrackingNumber
+    event_time: UInt64
+    agent: Address
+    signature: Signature
+    fields: list[FieldIn] = Field(min_length=1, max_length=64)
+
+
+class EventOut(Strict):
+    event_id: str
+    sequence: int
+    commitment: Hex32
+    leaf_index: int
+
+
+class BulkIn(Strict):
+    events: list[EventIn] = Field(min_length=1, max_length=1000)
+
+
+class BulkItem(Strict):
+    index: int
+    status: int
+    event: EventOut | None = None
+    problem: dict[str, Any] | None = None
+
+
+class BulkOut(Strict):
+    results: list[BulkItem]
+
+
+class LookupIn(Strict):
+    tracking_number: TrackingNumber
+    postcode: Postcode
+
+
+class TimelineItem(Strict):
+    log_id: Hex32
+    sequence: int
+    event_time: int
+    fields: dict[str, Any]
+    anchoring: str
+    checkpoint_size: int | None
+
+
+class LookupOut(Strict):
+    timeline: list[TimelineItem]
+    bundle: dict[str, Any] | None
+    verification: dict[str, Any] | None
+
+
+class CheckpointOut(Strict):
+    size: int
+    root: Hex32
+    block_number: int | None
+    tx_hash: str | None

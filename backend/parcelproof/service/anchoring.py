@@ -1,0 +1,131 @@
+"""The anchoring worker: anchors checkpoints on a schedule, confirms them, survives crashes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+from parcelproof.core.errors import ChainError, ContractRevertError, NetworkError, StoreError
+from parcelproof.service.node import CourierNode
+from parcelproof.service.ports import AnchoredCheckpoint
+
+log = logging.getLogger("parcelproof.anchoring")
+
+
+@dataclass(frozen=True)
+class AnchorPolicy:
+    """When to anchor and when a checkpoint counts as confirmed."""
+
+    interval_seconds: float = 30.0  # anchor at least this often while leaves are waiting
+    batch_leaves: int = 256  # ... or as soon as this many leaves are waiting
+    confirmations: int = 1  # blocks (including its own) before a checkpoint is confirmed
+    max_backoff_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.interval_seconds <= 0 or self.batch_leaves < 1 or self.confirmations < 1:
+            raise ValueError("interval must be > 0, batch and confirmations >= 1")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one cycle of the worker did."""
+
+    anchored: AnchoredCheckpoint | None
+    confirmed: tuple[int, ...]
+    waiting_leaves: int
+
+
+class AnchorWorker:
+    """Anchors one courier log. Run exactly one per log: :meth:`run` takes the store's lock."""
+
+    def __init__(
+        self,
+        node: CourierNode,
+        policy: AnchorPolicy | None = None,
+        *,
+        lock: Callable[[int], AbstractContextManager[bool]] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        after_send: Callable[[], None] | None = None,
+    ) -> None:
+        self.node = node
+        self.policy = policy or AnchorPolicy()
+        self._lock = lock
+        self._monotonic = monotonic
+        self._after_send = after_send
+        self._last_anchor = monotonic()
+        self.failures = 0
+
+    @property
+    def lock_key(self) -> int:
+        """The advisory-lock key of this courier's log (a signed 63-bit integer)."""
+        return int.from_bytes(self.node.courier_id[:8], "big") >> 1
+
+    def waiting_leaves(self) -> int:
+        latest = self.node.store.latest_checkpoint()
+        return self.node.store.log_size() - (latest.size if latest else 0)
+
+    def due(self) -> bool:
+        waiting = self.waiting_leaves()
+        elapsed = self._monotonic() - self._last_anchor
+        return waiting >= self.policy.batch_leaves or (
+            waiting > 0 and elapsed >= self.policy.interval_seconds
+        )
+
+    def step(self, *, force: bool = False) -> StepResult:
+        """One cycle: reconcile with the chain, anchor if due (or forced), confirm."""
+        self.node.reconcile()
+        anchored = None
+        if force or self.due():
+            anchored = self.node.anchor(after_send=self._after_send)
+            self._last_anchor = self._monotonic()
+        return StepResult(anchored, self.confirm(), self.waiting_leaves())
+
+    def confirm(self) -> tuple[int, ...]:
+        """Mark anchored checkpoints confirmed once ``confirmations`` blocks hold them."""
+        pending = self.node.store.checkpoints("anchored")
+        if not pending:
+            return ()
+        head = self.node.ledger.block_number()
+        done = []
+        for cp in pending:
+            if cp.block_number is not None and head - cp.block_number + 1 >= (
+                self.policy.confirmations
+            ):
+                self.node.store.mark_checkpoint(cp.size, "confirmed", cp.block_number)
+                done.append(cp.size)
+        return tuple(done)
+
+    def backoff(self) -> float:
+        """Seconds to wait after ``failures`` consecutive failures (exponential, capped)."""
+        return float(min(self.policy.max_backoff_seconds, 2 ** min(self.failures, 16)))
+
+    def run(self, stop: threading.Event, *, tick: float = 1.0) -> None:
+        """Hold the log's lock and loop until ``stop`` is set; while another worker holds
+        the lock, wait for it. Backs off while the chain or the database is unreachable."""
+        while not stop.is_set():
+            lock = self._lock(self.lock_key) if self._lock else nullcontext(True)
+            with lock as held:
+                if held:
+                    self._loop(stop, tick)
+                    return
+            log.warning("another worker anchors this log; waiting for its lock")
+            stop.wait(self.policy.interval_seconds)
+
+    def _loop(self, stop: threading.Event, tick: float) -> None:
+        while not stop.is_set():
+            delay = tick
+            try:
+                result = self.step()
+                self.failures = 0
+                if result.anchored is not None:
+                    log.info("anchored checkpoint of size %d", result.anchored.size)
+            except (NetworkError, StoreError, ChainError) as e:
+                self.failures += 1
+                delay = self.backoff()
+                reason = e.name if isinstance(e, ContractRevertError) else type(e).__name__
+                log.warning("anchoring paused (%s); retry in %.0fs", reason, delay)
+            stop.wait(delay)
