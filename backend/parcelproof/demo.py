@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -17,8 +18,9 @@ from rich.table import Table
 
 from parcelproof.chain import devnet
 from parcelproof.chain.ledger import LedgerClient
-from parcelproof.core import envelope
+from parcelproof.core import eip712, envelope
 from parcelproof.core.bundle import hex32, verify_bundle
+from parcelproof.core.commitment import JsonValue
 from parcelproof.core.errors import (
     AgentKeyNotValidError,
     DecryptionError,
@@ -159,7 +161,7 @@ def run_demo(
     parcel, postcode = "PP1234567890FR", "69002"
     other = "PP5550001112FR"
     details = {"recipient": "Camille Martin", "address": "12 rue de la République, Lyon"}
-    node_a.create_shipment(parcel, details, postcode)
+    at_a = node_a.create_shipment(parcel, details, postcode)
     node_a.create_shipment(other, {"recipient": "Jules Moreau"}, "75011")
 
     d.step("Agents record signed milestones (EIP-712), including a handoff A → B")
@@ -178,40 +180,51 @@ def run_demo(
     d.step("Courier A anchors its first checkpoint")
     first = node_a.anchor()
     d.expect("checkpoint 1 anchored", first is not None and first.size == 3)
-    d.step("A offers the parcel to B at the Lyon cross-dock; B accepts on its own node")
-    offer = depot_a.record(
-        node_a,
-        parcel,
-        {"status": "handoff_offered", "place": "Lyon cross-dock", "handoff_to": hex32(id_b)},
-        t + 3 * HOUR,
-    )
-    node_b.create_shipment(parcel, details, postcode)
+    d.step("A hands the parcel to B at the Lyon cross-dock: both agents countersign")
+    handoff_time = t + 3 * HOUR
+    handoff = eip712.Handoff(secrets.token_bytes(32), id_a, id_b, handoff_time)
+    sig_a = depot_a.sign_handoff(node_a.domain, handoff)  # A's scanner signs the handoff ...
+    sig_b = driver_b.sign_handoff(node_b.domain, handoff)  # ... and so does B's driver
+    common: dict[str, JsonValue] = {
+        "handoff_id": hex32(handoff.handoff_id),
+        "handoff_time": handoff_time,
+    }
+    offered: dict[str, JsonValue] = {
+        "status": "handoff_offered",
+        "place": "Lyon cross-dock",
+        "handoff_to": hex32(id_b),
+        "counterparty_agent": driver_b.address,
+        "counterparty_signature": "0x" + sig_b.hex(),
+        **common,
+    }
+    offer = depot_a.record(node_a, parcel, offered, handoff_time)
+    at_b = node_b.create_shipment(parcel, details, postcode, access_token=at_a.access_token)
+    accepted: dict[str, JsonValue] = {
+        "status": "handoff_accepted",
+        "place": "Lyon cross-dock",
+        "handoff_of": hex32(offer.commitment),
+        "handoff_from": hex32(id_a),
+        "counterparty_agent": depot_a.address,
+        "counterparty_signature": "0x" + sig_a.hex(),
+        **common,
+    }
     d.expect_ok(
-        "B accepts the handoff, citing A's offer commitment",
-        lambda: driver_b.record(
-            node_b,
-            parcel,
-            {
-                "status": "handoff_accepted",
-                "place": "Lyon cross-dock",
-                "handoff_of": hex32(offer.commitment),
-                "handoff_from": hex32(id_a),
-            },
-            t + 3 * HOUR + 600,
-        ),
+        "B accepts on its node, carrying A's countersignature",
+        lambda: driver_b.record(node_b, parcel, accepted, handoff_time + 600),
     )
     driver_b.record(
         node_b, parcel, {"status": "out_for_delivery", "place": "Lyon 2e"}, t + 5 * HOUR
     )
     pod_photo = hashlib.sha256(b"<jpeg bytes of the doorstep photo>").hexdigest()
+    delivered = {
+        "status": "delivered",
+        "place": "Lyon 2e",
+        "pod_photo_sha256": pod_photo,
+        "confirmation_code": at_b.confirmation_code,
+    }
     d.expect_ok(
-        "B delivers with proof-of-delivery media hash",
-        lambda: driver_b.record(
-            node_b,
-            parcel,
-            {"status": "delivered", "place": "Lyon 2e", "pod_photo_sha256": pod_photo},
-            t + 5 * HOUR + 900,
-        ),
+        "B delivers: photo hash and the recipient's confirmation code",
+        lambda: driver_b.record(node_b, parcel, delivered, t + 5 * HOUR + 900),
     )
 
     d.step("Bad events are refused at ingest")
@@ -247,6 +260,25 @@ def run_demo(
         )
 
     d.expect_error("a signature by another key than the claimed agent", SignatureError, forged)
+
+    def forged_handoff() -> object:
+        fake = eip712.Handoff(secrets.token_bytes(32), id_a, id_b, handoff_time)
+        node_b.create_shipment(other, {}, "75011")
+        return driver_b.record(
+            node_b,
+            other,
+            {
+                "status": "handoff_accepted",
+                "handoff_from": hex32(id_a),
+                "handoff_id": hex32(fake.handoff_id),
+                "handoff_time": handoff_time,
+                "counterparty_agent": depot_a.address,  # claims A's scanner countersigned ...
+                "counterparty_signature": "0x" + driver_b.sign_handoff(node_b.domain, fake).hex(),
+            },
+            handoff_time,
+        )
+
+    d.expect_error("a handoff whose countersignature is not A's", SignatureError, forged_handoff)
 
     d.step("Both couriers anchor; the contract checks A's consistency proof on chain")
     second = d.expect_ok("A's checkpoint 2 (proved consistent with checkpoint 1)", node_a.anchor)
@@ -288,7 +320,9 @@ def run_demo(
     d.expect(
         "the bundle verifies against the chain alone",
         result.report.ok,
-        f"{len(result.report.checks)} checks"
+        ", ".join(
+            f"{n} {name}" for name, n in Counter(c.name for c in result.report.checks).items()
+        )
         if result.report.ok
         else "; ".join(f"{c.name} {c.subject}: {c.detail}" for c in result.report.failures),
     )
@@ -300,6 +334,17 @@ def run_demo(
     if bundle_out is not None:
         bundle_out.write_text(json.dumps(result.bundle, indent=2) + "\n")
         console.print(f"  bundle written to {bundle_out}")
+    by_token = d.expect_ok(
+        "lookup with the access token from the notification link instead",
+        lambda: lookup([node_a, node_b], ledger, parcel, None, access_token=at_a.access_token),
+    )
+    d.expect(
+        "the token shows the same verified timeline",
+        by_token is not None
+        and by_token.report is not None
+        and by_token.report.ok
+        and len(by_token.timeline) == len(result.timeline),
+    )
     d.expect_error(
         "a wrong postcode (same answer as an unknown number)",
         NotFoundError,
@@ -417,16 +462,19 @@ def _tamper_drills(
 
 def _print_timeline(console: Console, result: LookupResult, names: dict[bytes, str]) -> None:
     table = Table(title="Parcel timeline (as the recipient sees it)")
-    for col in ("time (UTC)", "courier", "#", "status", "place", "anchoring"):
+    for col in ("time (UTC)", "courier", "#", "status", "place", "block"):
         table.add_column(col, no_wrap=True)
     for entry in result.timeline:
-        when = datetime.fromtimestamp(entry.event_time, UTC).strftime("%m-%d %H:%M")
+        when = datetime.fromtimestamp(entry.event_time, UTC).strftime("%H:%M")
+        block = "pending" if entry.block_number is None else str(entry.block_number)
+        if entry.anchoring == "confirmed":
+            block += " ✓"
         table.add_row(
             when,
             names.get(entry.log_id, hex32(entry.log_id)[:10] + "…"),
             str(entry.sequence),
             str(entry.fields.get("status", "")),
             str(entry.fields.get("place", "")),
-            entry.anchoring + (f" @{entry.checkpoint_size}" if entry.checkpoint_size else ""),
+            block,
         )
     console.print(table)

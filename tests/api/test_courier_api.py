@@ -237,3 +237,38 @@ def test_context_reports_the_next_sequence(api: Api) -> None:
     ctx = _context(api)
     assert (ctx.sequence, ctx.previous) == (0, ZERO32)
     assert hex32(ctx.log_id) == hex32(api.node.courier_id)
+
+
+def test_lookup_by_access_token_and_bundle_download(api: Api) -> None:
+    r = api.client.post(
+        "/v1/shipments",
+        headers=api.auth(),
+        json={"tracking_number": PARCEL, "postcode": POSTCODE},
+    )
+    token = r.json()["access_token"]
+    event = _signed(api, {"status": "picked_up", "place": "Utrecht"}, api.now - 60)
+    assert api.client.post("/v1/events", headers=api.auth(), json=event).status_code == 201
+    pending = api.client.post(
+        "/v1/lookup/bundle", json={"tracking_number": PARCEL, "access_token": token}
+    )
+    assert _problem(pending, 409)["detail"].startswith("no event of this parcel is anchored")
+    api.client.post("/v1/anchor", headers=api.auth())
+    r = api.client.post("/v1/lookup", json={"tracking_number": PARCEL, "access_token": token})
+    assert r.status_code == 200 and r.json()["timeline"][0]["block_number"] is not None
+    download = api.client.post(
+        "/v1/lookup/bundle", json={"tracking_number": PARCEL, "access_token": token}
+    )
+    assert download.status_code == 200
+    assert "attachment" in download.headers["content-disposition"]
+    report = api.client.post(
+        "/v1/verify", content=download.content, headers={"content-type": "application/json"}
+    )
+    assert report.json()["ok"] is True
+
+
+def test_lookup_needs_exactly_one_second_factor(api: Api) -> None:
+    both = api.client.post(
+        "/v1/lookup", json={"tracking_number": PARCEL, "postcode": "1", "access_token": "x" * 26}
+    )
+    assert "exactly one second factor" in str(_problem(both, 422)["errors"])
+    _problem(api.client.post("/v1/lookup", json={"tracking_number": PARCEL}), 422)

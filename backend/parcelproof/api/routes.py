@@ -9,12 +9,18 @@ from fastapi import APIRouter, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from parcelproof.api import schemas as s
-from parcelproof.api.deps import CanAnchor, CanWriteEvents, CanWriteShipments, Services
-from parcelproof.api.problems import problem_for
+from parcelproof.api.deps import (
+    CanAnchor,
+    CanWriteEvents,
+    CanWriteShipments,
+    NodeServices,
+    Services,
+)
+from parcelproof.api.problems import problem, problem_for
 from parcelproof.core.bundle import hex32, verify_bundle
 from parcelproof.core.commitment import FieldOpening
-from parcelproof.core.errors import Error
-from parcelproof.service.lookup import lookup
+from parcelproof.core.errors import ConflictError, Error
+from parcelproof.service.lookup import LookupResult, lookup
 from parcelproof.service.node import CourierNode
 from parcelproof.service.ports import EventRecord
 
@@ -25,8 +31,12 @@ public = APIRouter(prefix="/v1", tags=["customer"])
 @courier.post("/shipments", status_code=status.HTTP_201_CREATED)
 def create_shipment(body: s.ShipmentIn, services: Services, _: CanWriteShipments) -> s.ShipmentOut:
     """Register a shipment; its details and second factor are stored encrypted."""
-    shipment_id = services.node.create_shipment(body.tracking_number, body.details, body.postcode)
-    return s.ShipmentOut(shipment_id=shipment_id)
+    created = services.node.create_shipment(body.tracking_number, body.details, body.postcode)
+    return s.ShipmentOut(
+        shipment_id=created.shipment_id,
+        access_token=created.access_token,
+        confirmation_code=created.confirmation_code,
+    )
 
 
 @courier.post("/shipments/context")
@@ -106,10 +116,20 @@ def anchor_now(services: Services, _: CanAnchor) -> s.CheckpointOut | None:
     )
 
 
+def _lookup(body: s.LookupIn, services: NodeServices) -> LookupResult:
+    return lookup(
+        [services.node],
+        services.ledger,
+        body.tracking_number,
+        body.postcode,
+        access_token=body.access_token,
+    )
+
+
 @public.post("/lookup")
 def lookup_parcel(body: s.LookupIn, services: Services) -> s.LookupOut:
-    """Timeline and verified proof bundle for a tracking number plus its second factor."""
-    result = lookup([services.node], services.ledger, body.tracking_number, body.postcode)
+    """Timeline and verified proof bundle for a tracking number plus a second factor."""
+    result = _lookup(body, services)
     return s.LookupOut(
         timeline=[
             s.TimelineItem(
@@ -119,11 +139,27 @@ def lookup_parcel(body: s.LookupIn, services: Services) -> s.LookupOut:
                 fields=t.fields,
                 anchoring=t.anchoring,
                 checkpoint_size=t.checkpoint_size,
+                block_number=t.block_number,
             )
             for t in result.timeline
         ],
         bundle=result.bundle,
         verification=result.report.to_json() if result.report else None,
+    )
+
+
+@public.post("/lookup/bundle", response_model=None)
+def download_bundle(body: s.LookupIn, services: Services) -> Response:
+    """The parcel's proof bundle as a file (verified here first; 409 if nothing anchored)."""
+    result = _lookup(body, services)
+    if result.bundle is None or result.report is None:
+        raise ConflictError("no event of this parcel is anchored yet: try again shortly")
+    if not result.report.ok:
+        return problem(500, "integrity", "Stored evidence failed server-side verification")
+    return Response(
+        json.dumps(result.bundle, indent=2) + "\n",
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="parcelproof-bundle.json"'},
     )
 
 

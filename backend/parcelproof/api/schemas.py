@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
@@ -27,6 +27,8 @@ class ShipmentIn(Strict):
 
 class ShipmentOut(Strict):
     shipment_id: str
+    access_token: str = Field(description="per-parcel lookup token for the customer's link")
+    confirmation_code: str = Field(description="the recipient tells it to the driver")
 
 
 class ContextIn(Strict):
@@ -81,7 +83,14 @@ class BulkOut(Strict):
 
 class LookupIn(Strict):
     tracking_number: TrackingNumber
-    postcode: Postcode
+    postcode: Postcode | None = None
+    access_token: Annotated[str, StringConstraints(min_length=8, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _one_factor(self) -> LookupIn:
+        if (self.postcode is None) == (self.access_token is None):
+            raise ValueError("give exactly one second factor: postcode or access_token")
+        return self
 
 
 class TimelineItem(Strict):
@@ -89,8 +98,9 @@ class TimelineItem(Strict):
     sequence: int
     event_time: int
     fields: dict[str, Any]
-    anchoring: str
+    anchoring: str = Field(description="pending, anchored (in block_number) or confirmed")
     checkpoint_size: int | None
+    block_number: int | None
 
 
 class LookupOut(Strict):

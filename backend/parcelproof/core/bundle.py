@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from eth_utils.address import to_checksum_address
 
-from parcelproof.core import eip712, merkle
+from parcelproof.core import eip712, handoff, merkle
 from parcelproof.core.commitment import ZERO32, Disclosure, FieldOpening
 from parcelproof.core.errors import (
     ContractRevertError,
@@ -329,7 +329,7 @@ def verify_bundle(bundle: Bundle | Mapping[str, Any], ledger: LedgerView) -> Rep
     for lg in b.logs:
         _verify_log(lg, domain, ledger, report)
         commitments.update(e.commitment for e in lg.events)
-    _verify_handoffs(b, commitments, report)
+    _verify_handoffs(b, commitments, domain, ledger, report)
     return report
 
 
@@ -396,11 +396,15 @@ def _verify_log(lg: BundleLog, domain: eip712.Domain, ledger: LedgerView, report
             report.add("inclusion", subject, False, str(e))
 
 
-def _verify_handoffs(b: Bundle, commitments: set[bytes], report: Report) -> None:
-    logs = {lg.log_id for lg in b.logs}
+def _verify_handoffs(
+    b: Bundle, commitments: set[bytes], domain: eip712.Domain, ledger: LedgerView, report: Report
+) -> None:
     for lg in b.logs:
         for ev in lg.events:
-            fields = ev.disclosure.fields()
+            try:
+                fields = ev.disclosure.fields()
+            except FormatError:
+                continue  # already reported by the commitment check
             subject = f"log {hex32(lg.log_id)[:18]}… event #{ev.disclosure.sequence}"
             ref = fields.get("handoff_of")
             if isinstance(ref, str):
@@ -408,9 +412,33 @@ def _verify_handoffs(b: Bundle, commitments: set[bytes], report: Report) -> None
                 report.add(
                     "handoff", subject, ok, "" if ok else "the offered event is not in the bundle"
                 )
-            to = fields.get("handoff_to")
-            if isinstance(to, str) and _maybe_hex32(to) not in logs:
-                report.add("handoff", subject, True, "receiving courier's log not in bundle")
+            if "counterparty_signature" in fields:
+                _verify_countersignature(lg.log_id, fields, subject, domain, ledger, report)
+
+
+def _verify_countersignature(
+    log_id: bytes,
+    fields: Mapping[str, Any],
+    subject: str,
+    domain: eip712.Domain,
+    ledger: LedgerView,
+    report: Report,
+) -> None:
+    try:
+        signed = handoff.parse(log_id, str(fields.get("status")), fields)
+        if signed is None:
+            raise FormatError("a countersignature on an event that is not a handoff")
+        signed.verify(domain)
+    except (VerificationError, FormatError) as e:
+        report.add("handoff-countersignature", subject, False, str(e))
+        return
+    valid = ledger.is_agent_key_valid(
+        signed.counterparty_log, signed.counterparty_agent, signed.handoff.handoff_time
+    )
+    detail = f"signed by {signed.counterparty_agent} for {hex32(signed.counterparty_log)[:18]}…"
+    if not valid:
+        detail = f"{signed.counterparty_agent} was not a valid key of the counterparty then"
+    report.add("handoff-countersignature", subject, valid, detail)
 
 
 def _maybe_hex32(value: str) -> bytes | None:

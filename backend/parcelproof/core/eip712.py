@@ -5,10 +5,12 @@ docs/proof-bundle.md and must match what the contract and every verifier hash::
 
     EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)
     ParcelEvent(bytes32 logId,bytes32 shipment,uint64 sequence,bytes32 commitment,uint64 eventTime)
+    ParcelHandoff(bytes32 handoffId,bytes32 fromLog,bytes32 toLog,uint64 handoffTime)
 
-with ``name = "ParcelProof"`` and ``version = "1"``. Signatures are 65 bytes ``r || s || v``
-with ``v`` in {27, 28} and low ``s`` (EIP-2); anything else is refused, so a signature has
-exactly one valid encoding.
+with ``name = "ParcelProof"`` and ``version = "1"``. A handoff is signed by both couriers'
+agents, and each side's event carries the other's signature. Signatures are 65 bytes
+``r || s || v`` with ``v`` in {27, 28} and low ``s`` (EIP-2); anything else is refused, so a
+signature has exactly one valid encoding.
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ EVENT_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "sequence", "type": "uint64"},
         {"name": "commitment", "type": "bytes32"},
         {"name": "eventTime", "type": "uint64"},
+    ]
+}
+
+HANDOFF_TYPE = "ParcelHandoff"
+HANDOFF_TYPES: dict[str, list[dict[str, str]]] = {
+    HANDOFF_TYPE: [
+        {"name": "handoffId", "type": "bytes32"},
+        {"name": "fromLog", "type": "bytes32"},
+        {"name": "toLog", "type": "bytes32"},
+        {"name": "handoffTime", "type": "uint64"},
     ]
 }
 
@@ -98,41 +110,105 @@ class SignedEvent:
                 raise FormatError(f"{what} {number} outside [0, 2^64)")
 
 
-def typed_data(domain: Domain, event: SignedEvent) -> dict[str, Any]:
-    """Return the full EIP-712 message (JSON-serialisable: bytes as 0x-hex strings)."""
+@dataclass(frozen=True)
+class Handoff:
+    """A custody handoff both agents sign: the same struct, one signature each."""
+
+    handoff_id: bytes  # 32 random bytes chosen at the scan
+    from_log: bytes  # the handing-over courier's log id
+    to_log: bytes  # the receiving courier's log id
+    handoff_time: int
+
+    def __post_init__(self) -> None:
+        for what, value in (
+            ("handoff id", self.handoff_id),
+            ("from log", self.from_log),
+            ("to log", self.to_log),
+        ):
+            if not isinstance(value, bytes | bytearray) or len(value) != 32:
+                raise FormatError(f"{what} must be 32 bytes")
+        if self.from_log == self.to_log:
+            raise FormatError("a handoff needs two different couriers")
+        if isinstance(self.handoff_time, bool) or not isinstance(self.handoff_time, int):
+            raise FormatError("handoff time must be an integer")
+        if not 0 <= self.handoff_time < _UINT64:
+            raise FormatError(f"handoff time {self.handoff_time} outside [0, 2^64)")
+
+
+def _full(
+    domain: Domain, primary: str, fields: list[dict[str, str]], message: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "types": {
             "EIP712Domain": [dict(f) for f in DOMAIN_TYPES],
-            PRIMARY_TYPE: [dict(f) for f in EVENT_TYPES[PRIMARY_TYPE]],
+            primary: [dict(f) for f in fields],
         },
-        "primaryType": PRIMARY_TYPE,
+        "primaryType": primary,
         "domain": {
             "name": NAME,
             "version": VERSION,
             "chainId": domain.chain_id,
             "verifyingContract": domain.verifying_contract,
         },
-        "message": {
+        "message": message,
+    }
+
+
+def typed_data(domain: Domain, event: SignedEvent) -> dict[str, Any]:
+    """Return the full EIP-712 message (JSON-serialisable: bytes as 0x-hex strings)."""
+    return _full(
+        domain,
+        PRIMARY_TYPE,
+        EVENT_TYPES[PRIMARY_TYPE],
+        {
             "logId": "0x" + event.log_id.hex(),
             "shipment": "0x" + event.shipment.hex(),
             "sequence": event.sequence,
             "commitment": "0x" + event.commitment.hex(),
             "eventTime": event.event_time,
         },
-    }
+    )
+
+
+def handoff_typed_data(domain: Domain, handoff: Handoff) -> dict[str, Any]:
+    """The full EIP-712 message of a handoff."""
+    return _full(
+        domain,
+        HANDOFF_TYPE,
+        HANDOFF_TYPES[HANDOFF_TYPE],
+        {
+            "handoffId": "0x" + handoff.handoff_id.hex(),
+            "fromLog": "0x" + handoff.from_log.hex(),
+            "toLog": "0x" + handoff.to_log.hex(),
+            "handoffTime": handoff.handoff_time,
+        },
+    )
+
+
+def _digest_of(full_message: dict[str, Any]) -> bytes:
+    signable = encode_typed_data(full_message=full_message)
+    return keccak(b"\x19" + bytes(signable.version) + signable.header + signable.body)
 
 
 def digest(domain: Domain, event: SignedEvent) -> bytes:
     """Return ``keccak256(0x19 0x01 || domainSeparator || hashStruct(event))``, what is signed."""
-    signable = encode_typed_data(full_message=typed_data(domain, event))
-    return keccak(b"\x19" + bytes(signable.version) + signable.header + signable.body)
+    return _digest_of(typed_data(domain, event))
 
 
 def sign_event(private_key: bytes, domain: Domain, event: SignedEvent) -> bytes:
     """Sign ``event`` with a secp256k1 key; return 65 bytes ``r || s || v`` (low s, v 27/28)."""
+    return _sign(private_key, typed_data(domain, event))
+
+
+def sign_handoff(private_key: bytes, domain: Domain, handoff: Handoff) -> bytes:
+    """Sign a handoff (each of the two agents does)."""
+    return _sign(private_key, handoff_typed_data(domain, handoff))
+
+
+def _sign(private_key: bytes, full_message: dict[str, Any]) -> bytes:
     if not isinstance(private_key, bytes | bytearray) or len(private_key) != 32:
         raise FormatError("private key must be 32 bytes")
-    signable = encode_typed_data(full_message=typed_data(domain, event))
+    signable = encode_typed_data(full_message=full_message)
     try:
         signed = Account.sign_message(signable, bytes(private_key))
     except (ValueError, EthValidationError) as e:
@@ -144,7 +220,12 @@ def sign_event(private_key: bytes, domain: Domain, event: SignedEvent) -> bytes:
 
 
 def recover_signer(domain: Domain, event: SignedEvent, signature: bytes) -> str:
-    """Return the checksum address whose key made ``signature`` over ``event``.
+    """Return the checksum address whose key made ``signature`` over ``event``."""
+    return _recover(digest(domain, event), signature)
+
+
+def _recover(message_digest: bytes, signature: bytes) -> str:
+    """Return the checksum address whose key made ``signature`` over a digest.
 
     :class:`SignatureError` for a length other than 65, ``v`` not in {27, 28}, ``r`` or ``s``
     out of range, a high ``s`` (malleable, EIP-2) or a signature no key could have made.
@@ -167,9 +248,7 @@ def recover_signer(domain: Domain, event: SignedEvent, signature: bytes) -> str:
     if s > _HALF_N:
         raise SignatureError("signature s is in the upper half of the curve order (malleable)")
     try:
-        public_key = Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(
-            digest(domain, event)
-        )
+        public_key = Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(message_digest)
     except (BadSignature, EthValidationError) as e:
         raise SignatureError("signature does not recover to any public key") from e
     return str(public_key.to_checksum_address())
@@ -179,9 +258,20 @@ def verify_event_signature(
     domain: Domain, event: SignedEvent, signature: bytes, expected_signer: str
 ) -> None:
     """Raise :class:`SignatureError` unless ``expected_signer`` signed ``event``."""
+    _verify(digest(domain, event), signature, expected_signer)
+
+
+def verify_handoff_signature(
+    domain: Domain, handoff: Handoff, signature: bytes, expected_signer: str
+) -> None:
+    """Raise :class:`SignatureError` unless ``expected_signer`` signed ``handoff``."""
+    _verify(_digest_of(handoff_typed_data(domain, handoff)), signature, expected_signer)
+
+
+def _verify(message_digest: bytes, signature: bytes, expected_signer: str) -> None:
     if not _is_address(expected_signer):
         raise FormatError(f"expected signer {expected_signer!r} is not a valid address")
-    recovered = recover_signer(domain, event, signature)
+    recovered = _recover(message_digest, signature)
     if recovered.lower() != expected_signer.lower():
         raise SignatureError(
             f"signature was made by {recovered}, expected {to_checksum_address(expected_signer)}"

@@ -65,6 +65,10 @@ class Agent:
         )
         return openings, eip712.sign_event(self._key, context.domain, signed)
 
+    def sign_handoff(self, domain: eip712.Domain, handoff: eip712.Handoff) -> bytes:
+        """Countersign a custody handoff (both agents sign the same struct at the scan)."""
+        return eip712.sign_handoff(self._key, domain, handoff)
+
     def record(
         self,
         node: RecordingNode,

@@ -12,8 +12,12 @@ from parcelproof.service.node import CourierNode, TimelineEntry
 
 # What a sender or recipient sees; everything else is carried only as digests.
 CUSTOMER_FIELDS = frozenset(
-    {"status", "time", "place", "handoff_to", "handoff_of", "corrects", "corrected_status"}
-)
+    {
+        "status", "time", "place", "corrects", "corrected_status",
+        "handoff_id", "handoff_time", "handoff_to", "handoff_from", "handoff_of",
+        "counterparty_agent", "counterparty_signature",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -29,8 +33,10 @@ def lookup(
     nodes: Sequence[CourierNode],
     ledger: LedgerView,
     tracking_number: str,
-    postcode: str,
+    postcode: str | None,
     reveal: Collection[str] = CUSTOMER_FIELDS,
+    *,
+    access_token: str | None = None,
 ) -> LookupResult:
     """Gather the parcel's events from every node that knows it and verify the bundle.
 
@@ -40,14 +46,14 @@ def lookup(
     logs = []
     for node in nodes:
         try:
-            view = node.view(tracking_number, postcode, reveal)
+            view = node.view(tracking_number, postcode, reveal, access_token=access_token)
         except NotFoundError:
             continue
         timeline.extend(view.timeline)
         if view.bundle_log is not None:
             logs.append(view.bundle_log)
     if not timeline:
-        raise NotFoundError("no shipment matches this tracking number and postcode")
+        raise NotFoundError("no shipment matches this tracking number and second factor")
     timeline.sort(key=lambda t: (t.event_time, t.log_id, t.sequence))
     if not logs:
         return LookupResult(timeline=timeline, bundle=None, report=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -13,7 +14,7 @@ from typing import Any, Protocol
 
 import rfc8785
 
-from parcelproof.core import eip712, envelope, merkle
+from parcelproof.core import eip712, envelope, handoff, merkle
 from parcelproof.core.bundle import BundleEvent, BundleLog
 from parcelproof.core.commitment import (
     ZERO32,
@@ -73,8 +74,9 @@ class TimelineEntry:
     sequence: int
     event_time: int
     fields: dict[str, JsonValue]
-    anchoring: str  # "pending" or "anchored"
-    checkpoint_size: int | None
+    anchoring: str  # "pending", "anchored" (in block_number) or "confirmed"
+    checkpoint_size: int | None  # the first checkpoint that includes the event
+    block_number: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,34 @@ class LogView:
 
     bundle_log: BundleLog | None
     timeline: list[TimelineEntry]
+
+
+@dataclass(frozen=True)
+class NewShipment:
+    """What creating a shipment returns, once: nothing here is stored in clear."""
+
+    shipment_id: str
+    access_token: str  # for the customer's notification link (a second factor)
+    confirmation_code: str  # the recipient tells it to the driver at delivery
+
+
+def _token_alphabet_encode(raw: bytes) -> str:
+    return base64.b32encode(raw).decode().rstrip("=").lower()
+
+
+def _factor_matches(factors: Mapping[str, str], postcode: str | None, token: str | None) -> bool:
+    ok = False
+    if postcode is not None:
+        ok |= hmac.compare_digest(factors["postcode"], normalize_postcode(postcode))
+    if token is not None:
+        digest = hashlib.sha256(token.strip().lower().encode()).hexdigest()
+        ok |= hmac.compare_digest(factors["token_sha256"], digest)
+    return ok
+
+
+def _decoy_compare(postcode: str | None, token: str | None) -> None:
+    """Spend what a real comparison spends, for an unknown tracking number."""
+    _factor_matches({"postcode": "", "token_sha256": ""}, postcode, token)
 
 
 def normalize_postcode(postcode: str) -> str:
@@ -125,9 +155,19 @@ class CourierNode:
     # --- shipments --------------------------------------------------------------------------
 
     def create_shipment(
-        self, tracking_number: str, details: Mapping[str, JsonValue], postcode: str
-    ) -> str:
-        """Register a shipment; details and second factor are stored encrypted only."""
+        self,
+        tracking_number: str,
+        details: Mapping[str, JsonValue],
+        postcode: str,
+        *,
+        access_token: str | None = None,
+    ) -> NewShipment:
+        """Register a shipment; details and second factors are stored encrypted only.
+
+        Returns, once, the per-parcel access token (an alternative second factor for the
+        customer's notification link) and the recipient's delivery confirmation code. A
+        courier taking over a parcel passes the token the customer already holds.
+        """
         ref = shipment_ref(self._shipment_key, tracking_number)
         if self.store.shipment_by_ref(ref) is not None:
             raise ConflictError("a shipment with this tracking number already exists")
@@ -144,9 +184,18 @@ class CourierNode:
             purpose="details",
             rng=self._rng,
         )
+        if access_token is not None and len(access_token.strip()) < 16:
+            raise FormatError("an access token has at least 16 characters")
+        access_token = (access_token or _token_alphabet_encode(self._rng(16))).strip().lower()
+        confirmation_code = f"{int.from_bytes(self._rng(4), 'big') % 1_000_000:06d}"
+        factors = {
+            "postcode": normalize_postcode(postcode),
+            "token_sha256": hashlib.sha256(access_token.encode()).hexdigest(),
+            "code_sha256": hashlib.sha256(confirmation_code.encode()).hexdigest(),
+        }
         sealed_factor = envelope.seal(
             data_key,
-            normalize_postcode(postcode).encode(),
+            _dumps(factors),
             shipment_id=shipment_id,
             event_id="",
             purpose="factor",
@@ -162,7 +211,18 @@ class CourierNode:
                 created_at=self.clock.now(),
             )
         )
-        return shipment_id
+        return NewShipment(shipment_id, access_token, confirmation_code)
+
+    def _factors(self, shipment: ShipmentRecord, data_key: bytes) -> dict[str, str]:
+        plain = envelope.open_sealed(
+            data_key,
+            shipment.sealed_factor,
+            shipment_id=shipment.shipment_id,
+            event_id="",
+            purpose="factor",
+        )
+        factors: dict[str, str] = json.loads(plain)
+        return factors
 
     def _shipment(self, tracking_number: str) -> ShipmentRecord:
         record = self.store.shipment_by_ref(shipment_ref(self._shipment_key, tracking_number))
@@ -228,6 +288,31 @@ class CourierNode:
         if events and event_time < events[-1].event_time:
             raise FormatError("event time precedes the shipment's previous event")
         check_transition(self._current_status(shipment, data_key, events), Status(status_value))
+        code = fields.get("confirmation_code")
+        if code is not None:
+            code_digest = hashlib.sha256(str(code).encode()).hexdigest()
+            if status_value != Status.DELIVERED.value or not hmac.compare_digest(
+                self._factors(shipment, data_key)["code_sha256"], code_digest
+            ):
+                raise FormatError("the recipient's confirmation code does not match")
+        countersigned = handoff.parse(self.courier_id, status_value, fields)
+        if countersigned is not None:
+            countersigned.verify(self.domain)
+            if not self.agent_keys.is_agent_key_valid(
+                countersigned.counterparty_log,
+                countersigned.counterparty_agent,
+                countersigned.handoff.handoff_time,
+            ):
+                raise AgentKeyNotValidError(
+                    "the counterparty's agent key was not valid for its courier at the handoff"
+                )
+        corrects = fields.get("corrects")
+        if (status_value == Status.CORRECTED.value) != (corrects is not None):
+            raise FormatError("a correction names the event it corrects, and only a correction")
+        if corrects is not None and corrects not in {"0x" + e.commitment.hex() for e in events}:
+            raise FormatError(
+                "'corrects' must be the commitment of an earlier event of this parcel"
+            )
 
         sequence = len(events)
         commitment = event_commitment(
@@ -365,25 +450,32 @@ class CourierNode:
 
     # --- lookup -----------------------------------------------------------------------------
 
-    def view(self, tracking_number: str, postcode: str, reveal: Collection[str]) -> LogView:
-        """The shipment's events on this log for a customer who proves the second factor.
+    def view(
+        self,
+        tracking_number: str,
+        postcode: str | None,
+        reveal: Collection[str],
+        *,
+        access_token: str | None = None,
+    ) -> LogView:
+        """The shipment's events on this log for a customer who proves a second factor: the
+        destination postcode or the parcel's access token.
 
-        Unknown tracking number and wrong postcode both raise the same NotFoundError.
+        Unknown tracking number and wrong factor raise the same NotFoundError, and the factor
+        comparison runs either way (a decoy for an unknown number).
         """
+        nothing = NotFoundError("no shipment matches this tracking number and second factor")
         try:
-            shipment = self._shipment(tracking_number)
+            shipment: ShipmentRecord | None = self._shipment(tracking_number)
         except (NotFoundError, FormatError):
-            raise NotFoundError("no shipment matches this tracking number and postcode") from None
+            shipment = None
+        if shipment is None:
+            _decoy_compare(postcode, access_token)
+            raise nothing
         data_key = self._data_key(shipment)
-        factor = envelope.open_sealed(
-            data_key,
-            shipment.sealed_factor,
-            shipment_id=shipment.shipment_id,
-            event_id="",
-            purpose="factor",
-        )
-        if not hmac.compare_digest(factor, normalize_postcode(postcode).encode()):
-            raise NotFoundError("no shipment matches this tracking number and postcode")
+        factors = self._factors(shipment, data_key)
+        if not _factor_matches(factors, postcode, access_token):
+            raise nothing
         return self._log_view(shipment, data_key, reveal)
 
     def _log_view(
@@ -392,6 +484,8 @@ class CourierNode:
         events = self.store.events(shipment.shipment_id)
         checkpoint = self.store.latest_checkpoint()
         anchored_size = checkpoint.size if checkpoint else 0
+        landed = [c for c in self.store.checkpoints() if c.status != "sent"]
+        confirmed_size = max((c.size for c in landed if c.status == "confirmed"), default=0)
         timeline: list[TimelineEntry] = []
         bundle_events: list[BundleEvent] = []
         for e in events:
@@ -415,14 +509,19 @@ class CourierNode:
                     inclusion_proof=proof,
                 )
             )
+            first = next((c for c in landed if c.size > e.leaf_index), None)
+            state = "pending"
+            if first is not None:
+                state = "confirmed" if e.leaf_index < confirmed_size else "anchored"
             timeline.append(
                 TimelineEntry(
                     log_id=self.courier_id,
                     sequence=e.sequence,
                     event_time=e.event_time,
                     fields=d.fields(),
-                    anchoring="anchored" if anchored else "pending",
-                    checkpoint_size=anchored_size if anchored else None,
+                    anchoring=state,
+                    checkpoint_size=first.size if first else None,
+                    block_number=first.block_number if first else None,
                 )
             )
         bundle_log = None
