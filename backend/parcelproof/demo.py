@@ -6,15 +6,18 @@ import copy
 import hashlib
 import json
 import secrets
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine, text
 
 from parcelproof.chain import devnet
 from parcelproof.chain.ledger import LedgerClient
@@ -33,9 +36,11 @@ from parcelproof.core.errors import (
     UnauthorizedError,
 )
 from parcelproof.service.agent import Agent
+from parcelproof.service.keys import AgentKeyDirectory
 from parcelproof.service.lookup import LookupResult, lookup
 from parcelproof.service.node import CourierNode
-from parcelproof.store.memory import MemoryStore
+from parcelproof.store.db import make_engine, session_factory, sqlite_url, upgrade
+from parcelproof.store.sql import SqlStore
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -128,9 +133,13 @@ def run_demo(
     ledger.admit_courier(id_b, account_b.address, sender=admin)
     console.print(f"  courier A log {hex32(id_a)[:18]}…  courier B log {hex32(id_b)[:18]}…")
 
-    stores: dict[bytes, MemoryStore] = {}
+    # Each courier node keeps its data in its own SQLite database, as `serve` does.
+    data_dir = Path(tempfile.mkdtemp(prefix="parcelproof-demo-"))
+    engines: dict[bytes, Engine] = {}
 
     def node(cid: bytes, account: Any) -> CourierNode:
+        engine = engines[cid] = make_engine(sqlite_url(data_dir / cid.hex()[:8]))
+        upgrade(engine)
         keyring = envelope.Keyring(
             [envelope.KeyEncryptionKey("kek-2026-11", secrets.token_bytes(32))], "kek-2026-11"
         )
@@ -140,7 +149,8 @@ def run_demo(
             account=account,
             keyring=keyring,
             shipment_key=secrets.token_bytes(32),
-            store=stores.setdefault(cid, MemoryStore()),
+            store=SqlStore(session_factory(engine), cid),
+            agent_keys=AgentKeyDirectory(ledger, ttl=0, negative_ttl=0),
         )
 
     node_a, node_b = node(id_a, account_a), node(id_b, account_b)
@@ -357,7 +367,24 @@ def run_demo(
     )
 
     d.step("Tampering is detected")
-    _tamper_drills(d, result.bundle, ledger, (node_a, node_b), stores, parcel, postcode)
+    d.step("At rest: nothing personal in the nodes' database files")
+    secrets_in_clear = [parcel, "Camille Martin", "République", postcode, at_b.confirmation_code]
+    leaks = [
+        f"{value!r} in {f.name}"
+        for f in data_dir.rglob("*")
+        if f.is_file()
+        for value in secrets_in_clear
+        if value.encode() in f.read_bytes()
+    ]
+    d.expect(
+        "no tracking number, name, address, postcode or code in any file",
+        not leaks,
+        "; ".join(leaks) or f"scanned {sum(1 for f in data_dir.rglob('*') if f.is_file())} files",
+    )
+    _tamper_drills(d, result.bundle, ledger, (node_a, node_b), engines, parcel, postcode)
+    for engine in engines.values():
+        engine.dispose()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
     failed = [o for o in d.result.outcomes if not o.ok]
     console.print()
@@ -376,7 +403,7 @@ def _tamper_drills(
     bundle: dict[str, Any],
     ledger: LedgerClient,
     nodes: tuple[CourierNode, CourierNode],
-    stores: dict[bytes, MemoryStore],
+    engines: dict[bytes, Engine],
     parcel: str,
     postcode: str,
 ) -> None:
@@ -414,7 +441,7 @@ def _tamper_drills(
 
     # An insider with the database AND the keys rewrites a stored field and re-encrypts it.
     node_a, node_b = nodes
-    store = stores[node_b.courier_id]
+    store = node_b.store
     shipment = store.shipment_by_ref(node_b.event_context(parcel).shipment)
     if shipment is None:
         raise NotFoundError("the demo parcel vanished from courier B's store")
@@ -439,7 +466,8 @@ def _tamper_drills(
         event_id=delivered.event_id,
         purpose="event",
     )
-    store.replace_event(replace(delivered, sealed_openings=rewritten))
+    overwrite = _overwriter(engines[node_b.courier_id], delivered.event_id)
+    overwrite(rewritten)
     report = lookup([node_a, node_b], ledger, parcel, postcode).report
     failed = ", ".join(sorted({c.name for c in report.failures})) if report else "no report"
     d.expect(
@@ -451,13 +479,26 @@ def _tamper_drills(
     # Someone without the keys flips one byte of a stored ciphertext.
     blob = bytearray(rewritten)
     blob[20] ^= 0x01
-    store.replace_event(replace(delivered, sealed_openings=bytes(blob)))
+    overwrite(bytes(blob))
     d.expect_error(
         "one byte of a stored ciphertext flipped",
         DecryptionError,
         lambda: lookup([node_a, node_b], ledger, parcel, postcode),
     )
-    store.replace_event(delivered)
+    overwrite(delivered.sealed_openings)
+
+
+def _overwriter(engine: Engine, event_id: str) -> Callable[[bytes], None]:
+    """What an insider with database access does: UPDATE a stored event's ciphertext."""
+
+    def overwrite(blob: bytes) -> None:
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE events SET sealed_openings = :blob WHERE event_id = :id"),
+                {"blob": blob, "id": event_id},
+            )
+
+    return overwrite
 
 
 def _print_timeline(console: Console, result: LookupResult, names: dict[bytes, str]) -> None:
