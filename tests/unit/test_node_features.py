@@ -8,6 +8,7 @@ import pytest
 
 from parcelproof.core import eip712
 from parcelproof.core.bundle import hex32, verify_bundle
+from parcelproof.core.commitment import event_commitment, open_fields
 from parcelproof.core.errors import (
     AgentKeyNotValidError,
     FormatError,
@@ -202,3 +203,27 @@ def test_timeline_shows_pending_anchored_and_confirmed(world: World) -> None:
         ("anchored", 2),
         ("pending", None),
     ]
+
+
+def test_alias_status_must_be_translated_before_signing(world: World) -> None:
+    world.a.create_shipment(PARCEL, {}, POSTCODE)
+    ctx = world.a.event_context(PARCEL)
+    openings = open_fields({"status": "pickup", "time": NOW})
+    commitment = event_commitment(
+        ctx.log_id, ctx.shipment, 0, ctx.previous, [o.digest() for o in openings]
+    )
+    signed = eip712.SignedEvent(ctx.log_id, ctx.shipment, 0, commitment, NOW)
+    signature = eip712.sign_event(world.driver_a._key, ctx.domain, signed)
+    with pytest.raises(FormatError, match="'pickup' is an alias: sign the canonical 'picked_up'"):
+        world.a.record_event(
+            PARCEL, openings, event_time=NOW, agent=world.driver_a.address, signature=signature
+        )
+    world.driver_a.record(world.a, PARCEL, {"status": "pickup"}, NOW)  # the SDK translates
+
+
+def test_media_hashes_must_be_sha256_hex(world: World) -> None:
+    _to_delivery(world)
+    with pytest.raises(FormatError, match="pod_photo_sha256 must be 64 lower-case hex"):
+        world.driver_a.record(
+            world.a, PARCEL, {"status": "delivered", "pod_photo_sha256": "photo.jpg"}, NOW
+        )

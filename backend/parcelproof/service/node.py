@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -275,8 +276,19 @@ class CourierNode:
             if name not in fields:
                 raise FormatError(f"event lacks the {name!r} field")
         status_value = fields["status"]
-        if not isinstance(status_value, str) or parse_status(status_value).value != status_value:
-            raise FormatError("status must be a canonical status name")
+        if not isinstance(status_value, str):
+            raise FormatError("status must be a string")
+        canonical = parse_status(status_value).value
+        if canonical != status_value:
+            raise FormatError(
+                f"status {status_value!r} is an alias: sign the canonical {canonical!r} "
+                "(the agent SDK and CLI translate aliases before signing)"
+            )
+        for name, value in fields.items():
+            if name.endswith("_sha256") and not (
+                isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)
+            ):
+                raise FormatError(f"{name} must be 64 lower-case hex digits (a SHA-256 digest)")
         if fields["time"] != event_time:
             raise FormatError("the committed time differs from the signed event time")
         if event_time > self.clock.now() + MAX_CLOCK_SKEW:
