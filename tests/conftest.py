@@ -22,6 +22,7 @@ from parcelproof.chain.devnet import Anvil
 from parcelproof.chain.ledger import LedgerClient
 from parcelproof.core import envelope
 from parcelproof.service.agent import Agent
+from parcelproof.service.keys import AgentKeyDirectory
 from parcelproof.service.node import CourierNode
 from parcelproof.service.ports import Store
 from parcelproof.store.db import make_engine, session_factory, sqlite_url, upgrade
@@ -130,7 +131,13 @@ class Courier:
     now: int
 
 
-def make_courier(w3: Web3, store_for: Callable[[bytes], Store], name: str = "courier") -> Courier:
+def make_courier(
+    w3: Web3,
+    store_for: Callable[[bytes], Store],
+    name: str = "courier",
+    *,
+    cached_keys: bool = False,
+) -> Courier:
     """Deploy a ledger, admit a courier, register a driver key valid ±1 day, build the node."""
     admin, account = devnet.funded_accounts(w3, 2)
     ledger = LedgerClient.deploy(w3, admin)
@@ -147,6 +154,7 @@ def make_courier(w3: Web3, store_for: Callable[[bytes], Store], name: str = "cou
         keyring=keyring,
         shipment_key=secrets.token_bytes(32),
         store=store_for(cid),
+        agent_keys=AgentKeyDirectory(ledger) if cached_keys else None,
     )
     return Courier(ledger, node, account, admin, driver, now)
 

@@ -39,10 +39,10 @@ class Api:
 def api(chain: Web3, sql_stores: Callable[[bytes], Store]) -> Iterator[Api]:
     """The real app over a courier node on a real chain (eth-tester, anvil) and a real
     database (SQLite, PostgreSQL)."""
-    c = make_courier(chain, sql_stores, "api-courier")
+    c = make_courier(chain, sql_stores, "api-courier", cached_keys=True)  # as `serve` runs
     store = c.node.store
     assert isinstance(store, SqlStore)
     token = credentials.issue(store, "test", credentials.SCOPES)
-    app = create_app(NodeServices(node=c.node, ledger=c.ledger, clients=store), max_body=256 * 1024)
+    app = create_app(NodeServices(node=c.node, ledger=c.ledger, clients=store))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, c.node, c.ledger, c.account, c.driver, token, c.now)

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from parcelproof.core.bundle import hex32
-from parcelproof.core.commitment import ZERO32
+from parcelproof.core.commitment import ZERO32, event_commitment
 from parcelproof.core.eip712 import Domain
 from parcelproof.service import credentials
 from parcelproof.service.node import EventContext
@@ -207,7 +207,7 @@ def test_malformed_bodies_are_4xx_problems_never_500(api: Api) -> None:
         ("/v1/lookup", "[]", 422),
         ("/v1/verify", '{"format": "parcelproof-bundle"}', 422),
         ("/v1/verify", b"\xff\xfe", 422),
-        ("/v1/lookup", b"x" * (300 * 1024), 413),
+        ("/v1/lookup", b"x" * (5 * 1024 * 1024), 413),
     ]
     for path, body, expected in cases:
         r = api.client.post(path, content=body, headers=h)
@@ -272,3 +272,35 @@ def test_lookup_needs_exactly_one_second_factor(api: Api) -> None:
     )
     assert "exactly one second factor" in str(_problem(both, 422)["errors"])
     _problem(api.client.post("/v1/lookup", json={"tracking_number": PARCEL}), 422)
+
+
+def test_bulk_of_a_thousand_events_and_no_more(api: Api) -> None:
+    _create(api)
+    ctx = _context(api)
+    statuses = ["departed", "arrived"]
+    events, previous = [], ctx.previous
+    for i in range(1000):
+        step = EventContext(ctx.domain, ctx.log_id, ctx.shipment, i, previous)
+        fields = {"status": "picked_up" if i == 0 else statuses[i % 2]}
+        openings, signature = api.driver.sign(step, fields, api.now - 2000 + i)
+        previous = event_commitment(
+            ctx.log_id, ctx.shipment, i, step.previous, [o.digest() for o in openings]
+        )
+        events.append(
+            {
+                "event_id": f"bulk-{i:04d}",
+                "tracking_number": PARCEL,
+                "event_time": api.now - 2000 + i,
+                "agent": api.driver.address,
+                "signature": "0x" + signature.hex(),
+                "fields": [o.to_json() for o in openings],
+            }
+        )
+    too_many = api.client.post(
+        "/v1/events/bulk", headers=api.auth(), json={"events": [*events, events[0]]}
+    )
+    _problem(too_many, 422)
+    r = api.client.post("/v1/events/bulk", headers=api.auth(), json={"events": events})
+    assert r.status_code == 200, r.text[:500]
+    assert [item["status"] for item in r.json()["results"]] == [201] * 1000
+    assert api.node.store.log_size() == 1000

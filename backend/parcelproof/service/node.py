@@ -239,13 +239,13 @@ class CourierNode:
     def event_context(self, tracking_number: str) -> EventContext:
         """Sequence and previous commitment the next event of this shipment must carry."""
         shipment = self._shipment(tracking_number)
-        events = self.store.events(shipment.shipment_id)
+        last = self.store.last_event(shipment.shipment_id)
         return EventContext(
             domain=self.domain,
             log_id=self.courier_id,
             shipment=shipment.ref,
-            sequence=len(events),
-            previous=events[-1].commitment if events else ZERO32,
+            sequence=last.sequence + 1 if last else 0,
+            previous=last.commitment if last else ZERO32,
         )
 
     def record_event(
@@ -295,11 +295,11 @@ class CourierNode:
             raise FormatError("event time lies in the future")
 
         data_key = self._data_key(shipment)
-        events = self.store.events(shipment.shipment_id)
-        previous = events[-1].commitment if events else ZERO32
-        if events and event_time < events[-1].event_time:
+        last = self.store.last_event(shipment.shipment_id)
+        previous = last.commitment if last else ZERO32
+        if last and event_time < last.event_time:
             raise FormatError("event time precedes the shipment's previous event")
-        check_transition(self._current_status(shipment, data_key, events), Status(status_value))
+        check_transition(self._current_status(shipment, data_key, last), Status(status_value))
         code = fields.get("confirmation_code")
         if code is not None:
             code_digest = hashlib.sha256(str(code).encode()).hexdigest()
@@ -321,12 +321,14 @@ class CourierNode:
         corrects = fields.get("corrects")
         if (status_value == Status.CORRECTED.value) != (corrects is not None):
             raise FormatError("a correction names the event it corrects, and only a correction")
-        if corrects is not None and corrects not in {"0x" + e.commitment.hex() for e in events}:
+        if corrects is not None and corrects not in {
+            "0x" + e.commitment.hex() for e in self.store.events(shipment.shipment_id)
+        }:
             raise FormatError(
                 "'corrects' must be the commitment of an earlier event of this parcel"
             )
 
-        sequence = len(events)
+        sequence = last.sequence + 1 if last else 0
         commitment = event_commitment(
             self.courier_id, shipment.ref, sequence, previous, [o.digest() for o in openings]
         )
@@ -388,9 +390,15 @@ class CourierNode:
         return [FieldOpening.from_json(o) for o in json.loads(plain)]
 
     def _current_status(
-        self, shipment: ShipmentRecord, data_key: bytes, events: Sequence[EventRecord]
+        self, shipment: ShipmentRecord, data_key: bytes, last: EventRecord | None
     ) -> Status | None:
-        for e in reversed(events):
+        if last is None:
+            return None
+        # Usually only the last event is read; a correction without a corrected status
+        # sends the walk further back.
+        events = [last]
+        while events:
+            e = events.pop()
             fields = {o.name: o.value for o in self._openings(shipment, data_key, e)}
             status = Status(str(fields["status"]))
             if status is not Status.CORRECTED:
@@ -398,6 +406,8 @@ class CourierNode:
             corrected_to = fields.get("corrected_status")
             if isinstance(corrected_to, str):
                 return parse_status(corrected_to)
+            if e is last:
+                events = self.store.events(shipment.shipment_id)[:-1]
         return None
 
     # --- anchoring --------------------------------------------------------------------------

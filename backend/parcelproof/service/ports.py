@@ -141,6 +141,10 @@ class Store(Protocol):
         """The shipment's events ordered by sequence."""
         ...
 
+    def last_event(self, shipment_id: str) -> EventRecord | None:
+        """The shipment's latest event, without loading the others."""
+        ...
+
     def event_by_id(self, event_id: str) -> EventRecord | None: ...
 
     def append_event(self, record: EventRecord, leaf_hash: bytes) -> EventRecord:

@@ -53,6 +53,10 @@ class MemoryStore:
     def events(self, shipment_id: str) -> list[EventRecord]:
         return list(self._events.get(shipment_id, []))
 
+    def last_event(self, shipment_id: str) -> EventRecord | None:
+        events = self._events.get(shipment_id)
+        return events[-1] if events else None
+
     def event_by_id(self, event_id: str) -> EventRecord | None:
         return self._by_id.get(event_id)
 

@@ -133,6 +133,17 @@ class SqlStore:
             )
             return [_event(r) for r in rows]
 
+    def last_event(self, shipment_id: str) -> EventRecord | None:
+        """The shipment's latest event (greatest sequence), if any."""
+        with self._transaction() as s:
+            row = s.scalar(
+                select(EventRow)
+                .where(EventRow.log_id == self._log_id, EventRow.shipment_id == shipment_id)
+                .order_by(EventRow.sequence.desc())
+                .limit(1)
+            )
+            return None if row is None else _event(row)
+
     def event_by_id(self, event_id: str) -> EventRecord | None:
         with self._transaction() as s:
             row = s.get(EventRow, event_id)
