@@ -1,18 +1,13 @@
-"""A courier node against the real ParcelLedger, on eth-tester and on anvil: ingest rules."""
+"""A courier node on the real ParcelLedger (eth-tester, anvil) and databases: ingest rules."""
 
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import pytest
-from eth_account.signers.local import LocalAccount
+from web3 import Web3
 
-from parcelproof.chain import devnet
-from parcelproof.chain.ledger import LedgerClient
-from parcelproof.core import envelope
 from parcelproof.core.errors import (
     AgentKeyNotValidError,
     ConflictError,
@@ -21,52 +16,24 @@ from parcelproof.core.errors import (
     SignatureError,
     TransitionError,
 )
-from parcelproof.demo import courier_id
 from parcelproof.service.agent import Agent
 from parcelproof.service.lookup import lookup
-from parcelproof.service.node import CourierNode
-from parcelproof.store.memory import MemoryStore
+from parcelproof.service.ports import Store
+from tests.conftest import Courier, make_courier
 
 PARCEL, POSTCODE = "PP777888999DE", "10115"
 DAY = 86400
 
 
-@dataclass
-class Setup:
-    ledger: LedgerClient
-    node: CourierNode
-    account: LocalAccount
-    driver: Agent
-    now: int
+@pytest.fixture
+def setup(chain: Web3, sql_stores: Callable[[bytes], Store]) -> Courier:
+    """A courier node on a real chain and a real database (SQLite, PostgreSQL)."""
+    c = make_courier(chain, sql_stores)
+    c.node.create_shipment(PARCEL, {"recipient": "Grete Weber"}, POSTCODE)
+    return c
 
 
-@pytest.fixture(params=["eth-tester", pytest.param("anvil", marks=pytest.mark.anvil)])
-def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
-    if request.param == "anvil":
-        w3 = devnet.connect(request.getfixturevalue("anvil_node").url)
-    else:
-        w3 = devnet.connect(None)
-    admin, account = devnet.funded_accounts(w3, 2)
-    ledger = LedgerClient.deploy(w3, admin)
-    cid = courier_id(f"courier-{secrets.token_hex(4)}")
-    ledger.admit_courier(cid, account.address, sender=admin)
-    now = max(int(time.time()), int(w3.eth.get_block("latest")["timestamp"]))
-    driver = Agent(secrets.token_bytes(32))
-    ledger.register_agent_key(driver.address, now - DAY, now + DAY, sender=account)
-    keyring = envelope.Keyring([envelope.KeyEncryptionKey("k1", secrets.token_bytes(32))], "k1")
-    node = CourierNode(
-        courier_id=cid,
-        ledger=ledger,
-        account=account,
-        keyring=keyring,
-        shipment_key=secrets.token_bytes(32),
-        store=MemoryStore(),
-    )
-    node.create_shipment(PARCEL, {"recipient": "Grete Weber"}, POSTCODE)
-    yield Setup(ledger, node, account, driver, now)
-
-
-def test_ingest_anchor_lookup_verify(setup: Setup) -> None:
+def test_ingest_anchor_lookup_verify(setup: Courier) -> None:
     s = setup
     s.driver.record(s.node, PARCEL, {"status": "picked_up", "place": "Berlin"}, s.now - 300)
     first = s.node.anchor()
@@ -82,19 +49,19 @@ def test_ingest_anchor_lookup_verify(setup: Setup) -> None:
     assert [t.fields["status"] for t in result.timeline] == ["picked_up", "departed"]
 
 
-def test_key_of_another_courier_is_refused(setup: Setup) -> None:
+def test_key_of_another_courier_is_refused(setup: Courier) -> None:
     stranger = Agent(secrets.token_bytes(32))
     with pytest.raises(AgentKeyNotValidError, match="not registered to this courier"):
         stranger.record(setup.node, PARCEL, {"status": "picked_up"}, setup.now - 10)
     assert setup.node.store.log_size() == 0
 
 
-def test_key_before_its_window_is_refused(setup: Setup) -> None:
+def test_key_before_its_window_is_refused(setup: Courier) -> None:
     with pytest.raises(AgentKeyNotValidError, match="validity window"):
         setup.driver.record(setup.node, PARCEL, {"status": "picked_up"}, setup.now - 2 * DAY)
 
 
-def test_revoked_key_is_refused_after_revocation(setup: Setup) -> None:
+def test_revoked_key_is_refused_after_revocation(setup: Courier) -> None:
     s = setup
     s.driver.record(s.node, PARCEL, {"status": "picked_up"}, s.now - 100)
     s.ledger.revoke_agent_key(s.driver.address, sender=s.account)
@@ -104,7 +71,7 @@ def test_revoked_key_is_refused_after_revocation(setup: Setup) -> None:
     assert s.node.store.log_size() == 1
 
 
-def test_signature_over_other_content_is_refused(setup: Setup) -> None:
+def test_signature_over_other_content_is_refused(setup: Courier) -> None:
     s = setup
     ctx = s.node.event_context(PARCEL)
     openings, signature = s.driver.sign(ctx, {"status": "picked_up"}, s.now - 10)
@@ -119,12 +86,12 @@ def test_signature_over_other_content_is_refused(setup: Setup) -> None:
         )
 
 
-def test_illegal_transition_says_why(setup: Setup) -> None:
+def test_illegal_transition_says_why(setup: Courier) -> None:
     with pytest.raises(TransitionError, match="delivered may not follow nothing"):
         setup.driver.record(setup.node, PARCEL, {"status": "delivered"}, setup.now - 10)
 
 
-def test_event_in_the_future_or_out_of_order_is_refused(setup: Setup) -> None:
+def test_event_in_the_future_or_out_of_order_is_refused(setup: Courier) -> None:
     s = setup
     with pytest.raises(FormatError, match="future"):
         s.driver.record(s.node, PARCEL, {"status": "picked_up"}, s.now + 3600)
@@ -133,7 +100,7 @@ def test_event_in_the_future_or_out_of_order_is_refused(setup: Setup) -> None:
         s.driver.record(s.node, PARCEL, {"status": "departed"}, s.now - 200)
 
 
-def test_unknown_shipment_and_duplicate_shipment(setup: Setup) -> None:
+def test_unknown_shipment_and_duplicate_shipment(setup: Courier) -> None:
     with pytest.raises(NotFoundError):
         setup.driver.record(setup.node, "PP000DE", {"status": "picked_up"}, setup.now)
     with pytest.raises(ConflictError, match="already exists"):
@@ -142,7 +109,7 @@ def test_unknown_shipment_and_duplicate_shipment(setup: Setup) -> None:
         setup.node.create_shipment("  --  ", {}, POSTCODE)
 
 
-def test_wrong_postcode_and_unknown_number_look_the_same(setup: Setup) -> None:
+def test_wrong_postcode_and_unknown_number_look_the_same(setup: Courier) -> None:
     with pytest.raises(NotFoundError) as wrong_factor:
         lookup([setup.node], setup.ledger, PARCEL, "99999")
     with pytest.raises(NotFoundError) as wrong_number:

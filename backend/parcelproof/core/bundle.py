@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from eth_utils.address import to_checksum_address
-
 from parcelproof.core import eip712, handoff, merkle
 from parcelproof.core.commitment import ZERO32, Disclosure, FieldOpening
+from parcelproof.core.encoding import parse_address, parse_hex
 from parcelproof.core.errors import (
     ContractRevertError,
     FormatError,
@@ -147,23 +146,6 @@ def _int(value: object, where: str, *, bits: int = 64) -> int:
     return value
 
 
-def _hex(value: object, where: str, size: int) -> bytes:
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise FormatError(f"{where} must be a 0x-prefixed hex string")
-    try:
-        raw = bytes.fromhex(value[2:])
-    except ValueError:
-        raise FormatError(f"{where} is not valid hex") from None
-    if len(raw) != size:
-        raise FormatError(f"{where} has {len(raw)} bytes, want {size}")
-    return raw
-
-
-def _address(value: object, where: str) -> str:
-    raw = _hex(value, where, 20)
-    return str(to_checksum_address(raw))
-
-
 def _list(value: object, where: str, limit: int) -> list[Any]:
     if not isinstance(value, list):
         raise FormatError(f"{where} must be a list")
@@ -194,14 +176,14 @@ def _parse_event(obj: object, where: str, log_id: bytes, shipment: bytes) -> Bun
         FieldOpening.from_json(f) for f in _list(o["revealed"], f"{where}.revealed", 64)
     )
     withheld = tuple(
-        _hex(d, f"{where}.withheld[{i}]", 32)
+        parse_hex(d, f"{where}.withheld[{i}]", 32)
         for i, d in enumerate(_list(o["withheld"], f"{where}.withheld", 64))
     )
     disclosure = Disclosure(
         log_id=log_id,
         shipment=shipment,
         sequence=_int(o["sequence"], f"{where}.sequence"),
-        previous=_hex(o["previous"], f"{where}.previous", 32),
+        previous=parse_hex(o["previous"], f"{where}.previous", 32),
         revealed=revealed,
         withheld=withheld,
     )
@@ -213,15 +195,15 @@ def _parse_event(obj: object, where: str, log_id: bytes, shipment: bytes) -> Bun
     else:
         leaf_index = _int(o["leafIndex"], f"{where}.leafIndex")
         proof = tuple(
-            _hex(h, f"{where}.inclusionProof[{i}]", 32)
+            parse_hex(h, f"{where}.inclusionProof[{i}]", 32)
             for i, h in enumerate(_list(proof_obj, f"{where}.inclusionProof", MAX_PROOF))
         )
     return BundleEvent(
         disclosure=disclosure,
-        commitment=_hex(o["commitment"], f"{where}.commitment", 32),
+        commitment=parse_hex(o["commitment"], f"{where}.commitment", 32),
         event_time=_int(o["eventTime"], f"{where}.eventTime"),
-        agent=_address(o["agent"], f"{where}.agent"),
-        signature=_hex(o["signature"], f"{where}.signature", 65),
+        agent=parse_address(o["agent"], f"{where}.agent"),
+        signature=parse_hex(o["signature"], f"{where}.signature", 65),
         leaf_index=leaf_index,
         inclusion_proof=proof,
     )
@@ -240,11 +222,11 @@ def parse_bundle(obj: object) -> Bundle:
     for i, lo in enumerate(_list(o["logs"], "bundle.logs", MAX_LOGS)):
         where = f"bundle.logs[{i}]"
         lg = _expect_keys(lo, where, {"logId", "shipment", "checkpoint", "events"})
-        log_id = _hex(lg["logId"], f"{where}.logId", 32)
+        log_id = parse_hex(lg["logId"], f"{where}.logId", 32)
         if log_id in seen:
             raise FormatError(f"{where}: log {hex32(log_id)} appears twice")
         seen.add(log_id)
-        shipment = _hex(lg["shipment"], f"{where}.shipment", 32)
+        shipment = parse_hex(lg["shipment"], f"{where}.shipment", 32)
         cp = _expect_keys(lg["checkpoint"], f"{where}.checkpoint", {"size", "root"})
         events = tuple(
             _parse_event(e, f"{where}.events[{j}]", log_id, shipment)
@@ -257,7 +239,7 @@ def parse_bundle(obj: object) -> Bundle:
                 log_id=log_id,
                 shipment=shipment,
                 checkpoint_size=_int(cp["size"], f"{where}.checkpoint.size"),
-                checkpoint_root=_hex(cp["root"], f"{where}.checkpoint.root", 32),
+                checkpoint_root=parse_hex(cp["root"], f"{where}.checkpoint.root", 32),
                 events=events,
             )
         )
@@ -265,7 +247,7 @@ def parse_bundle(obj: object) -> Bundle:
         raise FormatError("bundle.logs is empty")
     return Bundle(
         chain_id=_int(chain["chainId"], "bundle.chain.chainId"),
-        ledger=_address(chain["ledger"], "bundle.chain.ledger"),
+        ledger=parse_address(chain["ledger"], "bundle.chain.ledger"),
         logs=tuple(logs),
     )
 
@@ -443,7 +425,7 @@ def _verify_countersignature(
 
 def _maybe_hex32(value: str) -> bytes | None:
     try:
-        return _hex(value, "reference", 32)
+        return parse_hex(value, "reference", 32)
     except FormatError:
         return None
 

@@ -9,6 +9,7 @@ from eth_utils.address import to_checksum_address
 
 from parcelproof.core import eip712
 from parcelproof.core.commitment import JsonValue
+from parcelproof.core.encoding import parse_hex
 from parcelproof.core.errors import FormatError
 
 OFFERED = "handoff_offered"
@@ -33,16 +34,7 @@ class Countersigned:
 
 
 def _hex(fields: Mapping[str, JsonValue], name: str, size: int) -> bytes:
-    value = fields.get(name)
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise FormatError(f"handoff field {name!r} must be 0x-prefixed hex")
-    try:
-        raw = bytes.fromhex(value[2:])
-    except ValueError:
-        raise FormatError(f"handoff field {name!r} is not hex") from None
-    if len(raw) != size:
-        raise FormatError(f"handoff field {name!r} has {len(raw)} bytes, want {size}")
-    return raw
+    return parse_hex(fields.get(name), f"handoff field {name!r}", size)
 
 
 def parse(log_id: bytes, status: str, fields: Mapping[str, JsonValue]) -> Countersigned | None:

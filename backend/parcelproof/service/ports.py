@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from parcelproof.core.bundle import LedgerView
 from parcelproof.core.envelope import WrappedKey
 
 
@@ -106,18 +107,9 @@ class ChainCheckpoint(Protocol):
     def tx_hash(self) -> bytes | None: ...
 
 
-class LedgerPort(Protocol):
-    """What a courier node needs from the ParcelLedger client."""
-
-    @property
-    def chain_id(self) -> int: ...
-
-    @property
-    def address(self) -> str: ...
-
-    def checkpoint_root(self, courier_id: bytes, size: int) -> bytes: ...
-
-    def is_agent_key_valid(self, courier_id: bytes, agent: str, at: int) -> bool: ...
+class LedgerPort(LedgerView, Protocol):
+    """What a courier node needs from the ParcelLedger client: the bundle verifier's reads
+    plus anchoring."""
 
     def anchor_checkpoint(
         self, size: int, root: bytes, proof: Sequence[bytes], *, sender: Any
