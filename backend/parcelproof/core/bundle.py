@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from eth_utils.address import to_checksum_address
+
 from parcelproof.core import eip712, handoff, merkle
 from parcelproof.core.commitment import ZERO32, Disclosure, FieldOpening
 from parcelproof.core.encoding import parse_address, parse_hex
@@ -20,6 +22,7 @@ from parcelproof.core.errors import (
     ContractRevertError,
     FormatError,
     TrailingGarbageError,
+    UnknownCheckpointError,
     VerificationError,
 )
 
@@ -42,6 +45,84 @@ class LedgerView(Protocol):
     def checkpoint_root(self, courier_id: bytes, size: int) -> bytes: ...
 
     def is_agent_key_valid(self, courier_id: bytes, agent: str, at: int) -> bool: ...
+
+
+class LedgerSnapshot:
+    """A :class:`LedgerView` made of recorded ledger facts (for test vectors and archives):
+    the anchored roots by (log, size) and the agent-key registrations, answered with the
+    contract's rules. It proves nothing by itself: whoever recorded it must be trusted."""
+
+    def __init__(
+        self,
+        chain_id: int,
+        address: str,
+        roots: dict[tuple[bytes, int], bytes],
+        agent_keys: dict[str, tuple[bytes, int, int, int | None]],
+    ) -> None:
+        self._chain_id, self._address = chain_id, address
+        self._roots = roots
+        self._keys = {a.lower(): v for a, v in agent_keys.items()}
+
+    @property
+    def chain_id(self) -> int:
+        return self._chain_id
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def checkpoint_root(self, courier_id: bytes, size: int) -> bytes:
+        try:
+            return self._roots[(courier_id, size)]
+        except KeyError:
+            raise UnknownCheckpointError(
+                "ParcelLedgerUnknownCheckpoint", (courier_id, size)
+            ) from None
+
+    def is_agent_key_valid(self, courier_id: bytes, agent: str, at: int) -> bool:
+        key = self._keys.get(agent.lower())
+        if key is None or key[0] != courier_id or not key[1] <= at < key[2]:
+            return False
+        return key[3] is None or at < key[3]
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> LedgerSnapshot:
+        """Parse ``{"chainId", "ledger", "checkpoints": [{logId, size, root}],
+        "agentKeys": [{agent, courierId, validFrom, validUntil, revokedAt}]}``."""
+        roots = {
+            (parse_hex(c["logId"], "logId", 32), int(c["size"])): parse_hex(c["root"], "root", 32)
+            for c in obj["checkpoints"]
+        }
+        keys = {
+            parse_address(k["agent"], "agent"): (
+                parse_hex(k["courierId"], "courierId", 32),
+                int(k["validFrom"]),
+                int(k["validUntil"]),
+                None if k["revokedAt"] is None else int(k["revokedAt"]),
+            )
+            for k in obj["agentKeys"]
+        }
+        return cls(int(obj["chainId"]), parse_address(obj["ledger"], "ledger"), roots, keys)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chainId": self._chain_id,
+            "ledger": self._address,
+            "checkpoints": [
+                {"logId": hex32(log), "size": size, "root": hex32(root)}
+                for (log, size), root in sorted(self._roots.items())
+            ],
+            "agentKeys": [
+                {
+                    "agent": str(to_checksum_address(a)),
+                    "courierId": hex32(k[0]),
+                    "validFrom": k[1],
+                    "validUntil": k[2],
+                    "revokedAt": k[3],
+                }
+                for a, k in sorted(self._keys.items())
+            ],
+        }
 
 
 @dataclass(frozen=True)
