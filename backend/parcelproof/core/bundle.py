@@ -164,12 +164,13 @@ class Bundle:
 
 @dataclass(frozen=True)
 class Check:
-    """The outcome of one verification step."""
+    """The outcome of one verification step; ``skipped`` when it needed the chain offline."""
 
     name: str
     subject: str
     ok: bool
     detail: str = ""
+    skipped: bool = False
 
 
 @dataclass
@@ -186,14 +187,24 @@ class Report:
     def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.ok]
 
+    @property
+    def skipped(self) -> list[Check]:
+        """Checks that could not run (offline: nothing read from the chain)."""
+        return [c for c in self.checks if c.skipped]
+
     def add(self, name: str, subject: str, ok: bool, detail: str = "") -> None:
         self.checks.append(Check(name, subject, ok, detail))
+
+    def skip(self, name: str, subject: str, detail: str) -> None:
+        self.checks.append(Check(name, subject, True, detail, skipped=True))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "complete": not self.skipped,
             "checks": [
                 {"name": c.name, "subject": c.subject, "ok": c.ok, "detail": c.detail}
+                | ({"skipped": True} if c.skipped else {})
                 for c in self.checks
             ],
         }
@@ -372,21 +383,25 @@ def _event_to_json(e: BundleEvent) -> dict[str, Any]:
 # --- verification ---------------------------------------------------------------------------
 
 
-def verify_bundle(bundle: Bundle | Mapping[str, Any], ledger: LedgerView) -> Report:
+OFFLINE = "offline: not read from the chain"
+
+
+def verify_bundle(bundle: Bundle | Mapping[str, Any], ledger: LedgerView | None) -> Report:
     """Run every check of a bundle against ``ledger``; never raises on a failed check.
 
+    With ``ledger=None`` (offline) every check that needs the chain is reported as skipped.
     Malformed input raises :class:`FormatError`; an unreachable ledger propagates its
     :class:`~parcelproof.core.errors.ChainError` (nothing can be concluded then).
     """
     b = bundle if isinstance(bundle, Bundle) else parse_bundle(bundle)
     report = Report()
-    same_chain = b.chain_id == ledger.chain_id and b.ledger.lower() == ledger.address.lower()
-    report.add(
-        "ledger",
-        f"chain {b.chain_id} contract {b.ledger}",
-        same_chain,
-        "" if same_chain else f"verifier reads chain {ledger.chain_id} at {ledger.address}",
-    )
+    subject = f"chain {b.chain_id} contract {b.ledger}"
+    if ledger is None:
+        report.skip("ledger", subject, OFFLINE)
+    else:
+        same = b.chain_id == ledger.chain_id and b.ledger.lower() == ledger.address.lower()
+        detail = "" if same else f"verifier reads chain {ledger.chain_id} at {ledger.address}"
+        report.add("ledger", subject, same, detail)
     domain = eip712.Domain(chain_id=b.chain_id, verifying_contract=b.ledger)
     commitments: set[bytes] = set()
     for lg in b.logs:
@@ -396,15 +411,20 @@ def verify_bundle(bundle: Bundle | Mapping[str, Any], ledger: LedgerView) -> Rep
     return report
 
 
-def _verify_log(lg: BundleLog, domain: eip712.Domain, ledger: LedgerView, report: Report) -> None:
+def _verify_log(
+    lg: BundleLog, domain: eip712.Domain, ledger: LedgerView | None, report: Report
+) -> None:
     log = hex32(lg.log_id)[:18] + "…"
-    try:
-        anchored_root = ledger.checkpoint_root(lg.log_id, lg.checkpoint_size)
-        ok = anchored_root == lg.checkpoint_root
-        detail = "" if ok else f"ledger holds {hex32(anchored_root)} for that size"
-    except ContractRevertError as e:
-        ok, detail = False, str(e)
-    report.add("checkpoint", f"log {log} size {lg.checkpoint_size}", ok, detail)
+    if ledger is None:
+        report.skip("checkpoint", f"log {log} size {lg.checkpoint_size}", OFFLINE)
+    else:
+        try:
+            anchored_root = ledger.checkpoint_root(lg.log_id, lg.checkpoint_size)
+            ok = anchored_root == lg.checkpoint_root
+            detail = "" if ok else f"ledger holds {hex32(anchored_root)} for that size"
+        except ContractRevertError as e:
+            ok, detail = False, str(e)
+        report.add("checkpoint", f"log {log} size {lg.checkpoint_size}", ok, detail)
 
     previous = ZERO32
     expected_seq = 0
@@ -436,13 +456,16 @@ def _verify_log(lg: BundleLog, domain: eip712.Domain, ledger: LedgerView, report
             report.add("signature", subject, True)
         except (VerificationError, FormatError) as e:
             report.add("signature", subject, False, str(e))
-        valid = ledger.is_agent_key_valid(lg.log_id, ev.agent, ev.event_time)
-        report.add(
-            "agent-key",
-            subject,
-            valid,
-            "" if valid else f"{ev.agent} was not a valid key of this courier at {ev.event_time}",
-        )
+        if ledger is None:
+            report.skip("agent-key", subject, OFFLINE)
+        else:
+            valid = ledger.is_agent_key_valid(lg.log_id, ev.agent, ev.event_time)
+            report.add(
+                "agent-key",
+                subject,
+                valid,
+                "" if valid else f"{ev.agent} was not a valid key of this courier then",
+            )
         if ev.inclusion_proof is None or ev.leaf_index is None:
             report.add("inclusion", subject, True, "pending: not yet in an anchored checkpoint")
             continue
@@ -460,7 +483,11 @@ def _verify_log(lg: BundleLog, domain: eip712.Domain, ledger: LedgerView, report
 
 
 def _verify_handoffs(
-    b: Bundle, commitments: set[bytes], domain: eip712.Domain, ledger: LedgerView, report: Report
+    b: Bundle,
+    commitments: set[bytes],
+    domain: eip712.Domain,
+    ledger: LedgerView | None,
+    report: Report,
 ) -> None:
     for lg in b.logs:
         for ev in lg.events:
@@ -484,7 +511,7 @@ def _verify_countersignature(
     fields: Mapping[str, Any],
     subject: str,
     domain: eip712.Domain,
-    ledger: LedgerView,
+    ledger: LedgerView | None,
     report: Report,
 ) -> None:
     try:
@@ -494,6 +521,9 @@ def _verify_countersignature(
         signed.verify(domain)
     except (VerificationError, FormatError) as e:
         report.add("handoff-countersignature", subject, False, str(e))
+        return
+    if ledger is None:
+        report.skip("handoff-countersignature", subject, "signature valid; key window " + OFFLINE)
         return
     valid = ledger.is_agent_key_valid(
         signed.counterparty_log, signed.counterparty_agent, signed.handoff.handoff_time

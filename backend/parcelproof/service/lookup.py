@@ -8,16 +8,11 @@ from typing import Any
 
 from parcelproof.core.bundle import Bundle, LedgerView, Report, bundle_to_json, verify_bundle
 from parcelproof.core.errors import NotFoundError
+from parcelproof.core.redact import CUSTOMER
 from parcelproof.service.node import CourierNode, TimelineEntry
 
 # What a sender or recipient sees; everything else is carried only as digests.
-CUSTOMER_FIELDS = frozenset(
-    {
-        "status", "time", "place", "corrects", "corrected_status",
-        "handoff_id", "handoff_time", "handoff_to", "handoff_from", "handoff_of",
-        "counterparty_agent", "counterparty_signature",
-    }
-)  # fmt: skip
+CUSTOMER_FIELDS = CUSTOMER
 
 
 @dataclass(frozen=True)
