@@ -1,14 +1,39 @@
-"""The `parcelproof` command line: demo, contract build/check, deploy."""
+"""The `parcelproof` command line: node (serve, anchor-worker, dev-setup, token), agent, demo."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import functools
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from parcelproof.core.errors import Error
+from parcelproof import cli_verify
+from parcelproof.core.errors import Error, FormatError, NetworkError
+from parcelproof.settings import ConfigurationError
+
+if TYPE_CHECKING:
+    import httpx
+    from fastapi import FastAPI
+
+    from parcelproof.service.wiring import NodeRuntime
+    from parcelproof.settings import Settings
 
 app = typer.Typer(
     help="ParcelProof: verifiable parcel tracking anchored on an Ethereum ledger.",
@@ -17,6 +42,23 @@ app = typer.Typer(
 )
 contracts_app = typer.Typer(help="Build and check the ParcelLedger contract artifacts.")
 app.add_typer(contracts_app, name="contracts")
+token_app = typer.Typer(help="Manage the API clients of this node.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+agent_app = typer.Typer(
+    help="What an agent's device does: sign milestones and send them to its courier's node.",
+    no_args_is_help=True,
+)
+app.add_typer(agent_app, name="agent")
+app.command("verify")(cli_verify.verify)
+app.add_typer(cli_verify.bundle_app, name="bundle")
+
+AGENT_KEY_DAYS = 365
+DAY = 86400
+DEV_CHAIN_WARNING = "data anchored on this chain is lost when the process stops"
+LISTEN_BACKLOG = 2048
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 RpcOption = Annotated[
     str | None,
@@ -26,11 +68,66 @@ RpcOption = Annotated[
         help="JSON-RPC URL (e.g. anvil's http://127.0.0.1:8545); default: embedded chain",
     ),
 ]
+NodeRpcOption = Annotated[
+    str | None,
+    typer.Option("--rpc", help="JSON-RPC URL of the ledger chain (default: PARCELPROOF_RPC_URL)"),
+]
+EnvFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--env-file",
+        envvar="PARCELPROOF_ENV_FILE",
+        help="read settings from this file (default: ./.env if present)",
+    ),
+]
+
+
+# --- error reporting ------------------------------------------------------------------------
+
+
+def _print_error(message: str) -> None:
+    """One line on stderr: ``error: message`` (red on a terminal), never rich markup."""
+    Console(stderr=True, soft_wrap=True, highlight=False).print(
+        Text.assemble(("error:", "bold red"), " ", " ".join(str(message).split()))
+    )
 
 
 def _fail(console: Console, error: Exception, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {error}")
+    _print_error(str(error))
     return typer.Exit(code)
+
+
+def _guarded(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn every failure of a command into one ``error: …`` line and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+            raise
+        except Error as e:
+            _print_error(str(e))
+        except KeyboardInterrupt:
+            _print_error("interrupted")
+            raise typer.Exit(130) from None
+        except OSError as e:
+            _print_error(f"{type(e).__name__}: {e.strerror or e}")
+        except Exception as e:
+            from parcelproof.logs import redact
+
+            logging.getLogger("parcelproof.cli").debug("unexpected failure", exc_info=True)
+            _print_error(f"unexpected {type(e).__name__}: {redact(str(e))}")
+        raise typer.Exit(2)
+
+    return wrapper
+
+
+def _out() -> Console:
+    return Console(soft_wrap=True, highlight=False)
+
+
+# --- demo, contracts, deploy ----------------------------------------------------------------
 
 
 @app.command()
@@ -118,6 +215,552 @@ def deploy(
         raise _fail(console, e) from e
     console.print(f"ParcelLedger deployed at [bold]{ledger.address}[/] on chain {ledger.chain_id}")
     console.print(f"admin: {admin.address}")
+
+
+# --- serve ----------------------------------------------------------------------------------
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the API's socket up front, so a taken port fails before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.listen(LISTEN_BACKLOG)  # connections queue from now on, until uvicorn serves them
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@contextlib.contextmanager
+def _signals_absorbed() -> Iterator[list[int]]:
+    """Record SIGINT/SIGTERM instead of dying: uvicorn re-raises the signal that stopped it
+    after its graceful shutdown, and we still have the worker and the database to close."""
+    received: list[int] = []
+
+    def record(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, record) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_uvicorn(api: FastAPI, sock: socket.socket) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        api, log_config=None, access_log=False, server_header=False, lifespan="off"
+    )
+    with _signals_absorbed():
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def _dev_chain_node(settings: Settings, stack: contextlib.ExitStack) -> tuple[NodeRuntime, str]:
+    """A node on a fresh in-process chain with a temporary database: everything generated,
+    nothing kept. Returns the runtime and an API token with every scope."""
+    from pydantic import SecretStr
+
+    from parcelproof.chain import devnet
+    from parcelproof.chain.ledger import LedgerClient
+    from parcelproof.service import credentials
+    from parcelproof.service.wiring import embedded_chain, open_node
+
+    w3 = embedded_chain()
+    admin, account = devnet.funded_accounts(w3, 2)
+    ledger = LedgerClient.deploy(w3, admin)
+    courier_id = secrets.token_bytes(32)
+    ledger.admit_courier(courier_id, account.address, sender=admin)
+    data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="parcelproof-dev-chain-"))
+    kek = base64.b64encode(secrets.token_bytes(32)).decode()
+    dev = settings.model_copy(
+        update={
+            "rpc_url": None,
+            "chain_id": None,
+            "ledger_address": ledger.address,
+            "courier_id": "0x" + courier_id.hex(),
+            "account_key": SecretStr("0x" + bytes(account.key).hex()),
+            "keyring": SecretStr(f"dev={kek}"),
+            "active_kid": "dev",
+            "shipment_key": SecretStr(secrets.token_hex(32)),
+            "database_url": SecretStr(f"sqlite:///{Path(data_dir) / 'parcelproof.sqlite'}"),
+        }
+    )
+    runtime = open_node(dev, web3=w3)
+    stack.callback(runtime.close)
+    return runtime, credentials.issue(runtime.store, "dev-chain", credentials.SCOPES)
+
+
+@app.command()
+@_guarded
+def serve(
+    rpc: NodeRpcOption = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="listen address (default: PARCELPROOF_HOST)")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="listen port, 0 = any free port (default: PARCELPROOF_PORT)"),
+    ] = None,
+    no_worker: Annotated[
+        bool,
+        typer.Option("--no-worker", help="API only: anchor with a separate `anchor-worker`"),
+    ] = False,
+    dev_chain: Annotated[
+        bool,
+        typer.Option(
+            "--dev-chain",
+            help="development only: a throw-away in-process chain and database (all lost on exit)",
+        ),
+    ] = False,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Run the courier node's API, with its anchoring worker in a background thread."""
+    from parcelproof.api.app import create_app
+    from parcelproof.logs import configure_logging
+    from parcelproof.service.wiring import open_node
+    from parcelproof.settings import load_settings
+
+    settings = load_settings(env_file, rpc_url=rpc, host=host, port=port)
+    if dev_chain and settings.environment != "development":
+        raise ConfigurationError(
+            f"--dev-chain is refused when PARCELPROOF_ENVIRONMENT={settings.environment}: "
+            "it runs on a chain that forgets everything (development only)"
+        )
+    if not dev_chain and not settings.rpc_url:
+        raise ConfigurationError(
+            "serve needs the JSON-RPC URL of a chain that keeps its state: pass --rpc URL or "
+            "set PARCELPROOF_RPC_URL (for a throw-away chain in development: --dev-chain)"
+        )
+    configure_logging(settings.log_level)
+    out = _out()
+    with contextlib.ExitStack() as stack:
+        sock = _listen(settings.host, settings.port)
+        stack.callback(sock.close)
+        token = None
+        if dev_chain:
+            runtime, token = _dev_chain_node(settings, stack)
+        else:
+            runtime = open_node(settings)
+            stack.callback(runtime.close)
+        api = create_app(runtime.services, max_body=settings.max_body_bytes, ready=runtime.ready)
+        ledger = runtime.ledger
+        out.print(
+            f"courier 0x{runtime.node.courier_id.hex()} on chain {ledger.chain_id}, "
+            f"ledger {ledger.address}"
+        )
+        if token is not None:
+            _dev_chain_banner(out, token)
+        if not no_worker:
+            runtime.start_worker()
+        out.print(f"listening on {_url(sock)}")
+        _flush()
+        _run_uvicorn(api, sock)
+        logging.getLogger("parcelproof.node").info("shutting down")
+
+
+def _dev_chain_banner(out: Console, token: str) -> None:
+    rule = "!" * 78
+    out.print(rule, style="bold red")
+    out.print(
+        f"WARNING --dev-chain: in-process eth-tester chain and temporary database; "
+        f"{DEV_CHAIN_WARNING}.",
+        style="bold red",
+    )
+    out.print("Never use it for real parcels. No agent key is registered.", style="bold red")
+    out.print(rule, style="bold red")
+    out.print("API token (all scopes, valid until the process stops):")
+    out.print(token, style="bold")
+
+
+def _flush() -> None:
+    sys.stdout.flush()
+
+
+# --- anchor-worker --------------------------------------------------------------------------
+
+
+@app.command("anchor-worker")
+@_guarded
+def anchor_worker(rpc: NodeRpcOption = None, env_file: EnvFileOption = None) -> None:
+    """Run the anchoring worker alone (one per courier log: it holds the log's lock)."""
+    from parcelproof.logs import configure_logging
+    from parcelproof.service.wiring import open_node
+    from parcelproof.settings import load_settings
+
+    settings = load_settings(env_file, rpc_url=rpc)
+    if not settings.rpc_url:
+        raise ConfigurationError("missing setting: PARCELPROOF_RPC_URL (or --rpc)")
+    configure_logging(settings.log_level)
+    runtime = open_node(settings)
+    stop = threading.Event()
+    try:
+        ledger = runtime.ledger
+        _out().print(
+            f"anchoring worker for courier 0x{runtime.node.courier_id.hex()} on chain "
+            f"{ledger.chain_id}, ledger {ledger.address} (Ctrl-C to stop)"
+        )
+        _flush()
+        with _signals_absorbed() as received:
+            watcher = threading.Thread(target=_stop_on_signal, args=(received, stop), daemon=True)
+            watcher.start()
+            runtime.run_worker(stop)
+    finally:
+        stop.set()
+        runtime.close()
+
+
+def _stop_on_signal(received: list[int], stop: threading.Event) -> None:
+    while not stop.is_set():
+        if received:
+            logging.getLogger("parcelproof.node").info("stopping on signal %d", received[0])
+            stop.set()
+        stop.wait(0.1)
+
+
+# --- dev-setup ------------------------------------------------------------------------------
+
+
+@app.command("dev-setup")
+@_guarded
+def dev_setup(
+    rpc: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of a local dev node (anvil)")],
+    env_file: Annotated[
+        Path, typer.Option("--env-file", help="where to write the node's settings")
+    ] = Path(".env"),
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="database for the node (default: SQLite in data/ beside the env file)",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="overwrite the env file; allow a chain id that is not a dev chain"
+        ),
+    ] = False,
+) -> None:
+    """Set up a courier node on a local dev chain and write its settings to an env file.
+
+    Deploys ParcelLedger (admin: a fresh key funded by the dev node), admits a new courier
+    with a fresh funded anchoring account, generates its keyring and shipment key, registers
+    an agent key for a year, creates the database and issues an API token.
+    """
+    from eth_account import Account
+
+    from parcelproof.chain import devnet
+    from parcelproof.chain.ledger import LedgerClient
+    from parcelproof.service import credentials
+    from parcelproof.service.wiring import DEV_CHAIN_IDS, open_database, redacted_url
+    from parcelproof.settings import load_settings
+    from parcelproof.store.db import session_factory
+    from parcelproof.store.sql import SqlStore
+
+    out = _out()
+    settings = load_settings(read_env_file=False)  # the environment only: never a stale .env
+    if settings.environment == "production":
+        raise ConfigurationError(
+            "dev-setup is for local dev chains: refused when PARCELPROOF_ENVIRONMENT=production"
+        )
+    env_path = env_file.resolve()
+    if env_path.exists() and not force:
+        raise ConfigurationError(f"{env_file} exists: pass --force to overwrite it")
+    w3 = devnet.connect(rpc)
+    chain_id = int(w3.eth.chain_id)
+    if chain_id not in DEV_CHAIN_IDS and not force:
+        raise ConfigurationError(
+            f"chain {chain_id} is not a known dev chain "
+            f"({', '.join(map(str, sorted(DEV_CHAIN_IDS)))}): dev-setup funds accounts from the "
+            "node's unlocked keys; pass --force if you mean it"
+        )
+    url = database_url or f"sqlite:///{env_path.parent / 'data' / 'parcelproof.sqlite'}"
+
+    admin, account = devnet.funded_accounts(w3, 2)
+    ledger = LedgerClient.deploy(w3, admin)
+    out.print(f"deployed ParcelLedger at {ledger.address} on chain {chain_id}")
+    out.print(f"consortium admin: {admin.address}")
+    courier_id = secrets.token_bytes(32)
+    ledger.admit_courier(courier_id, account.address, sender=admin)
+    out.print(f"admitted courier 0x{courier_id.hex()} with anchoring account {account.address}")
+    agent = Account.create()
+    now = int(time.time())
+    until = now + AGENT_KEY_DAYS * DAY
+    ledger.register_agent_key(agent.address, now, until, sender=account)
+    out.print(f"registered agent key {agent.address} valid until {_date(until)}")
+
+    engine = open_database(url)
+    try:
+        store = SqlStore(session_factory(engine), courier_id)
+        token = credentials.issue(store, "dev-setup", credentials.SCOPES)
+    finally:
+        engine.dispose()
+    out.print(f"database ready at {redacted_url(url)}")
+    out.print(f"issued an API token with scopes {', '.join(sorted(credentials.SCOPES))}")
+
+    kek = base64.b64encode(secrets.token_bytes(32)).decode()
+    values = {
+        "ENVIRONMENT": "development",
+        "RPC_URL": rpc,
+        "CHAIN_ID": str(chain_id),
+        "LEDGER_ADDRESS": ledger.address,
+        "COURIER_ID": "0x" + courier_id.hex(),
+        "ACCOUNT_KEY": "0x" + bytes(account.key).hex(),
+        "KEYRING": f"k1={kek}",
+        "ACTIVE_KID": "k1",
+        "SHIPMENT_KEY": "0x" + secrets.token_hex(32),
+        "DATABASE_URL": url,
+        "ADMIN_KEY": "0x" + bytes(admin.key).hex(),
+        "API_URL": f"http://{settings.host}:{settings.port or 8000}",
+        "API_TOKEN": token,
+        "AGENT_KEY": "0x" + bytes(agent.key).hex(),
+    }
+    _write_env_file(env_path, values, chain_id, rpc)
+    out.print(f"wrote {env_file} (mode 0600; it holds every secret of this dev node)")
+    out.print(f"next: parcelproof serve --env-file {env_file}")
+
+
+def _date(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _write_env_file(path: Path, values: dict[str, str], chain_id: int, rpc: str) -> None:
+    """Write ``PARCELPROOF_*`` lines atomically, readable by the owner only."""
+    for value in values.values():
+        if "'" in value or "\n" in value:
+            raise FormatError("an env file value may not contain quotes or newlines")
+    from parcelproof.chain.devnet import redact
+
+    lines = [
+        f"# ParcelProof dev node, written by `parcelproof dev-setup` on {_date(int(time.time()))}",
+        f"# for chain {chain_id} at {redact(rpc)}.",
+        "# DEVELOPMENT ONLY: never reuse these keys on a real network. Keep this file private.",
+        *(f"PARCELPROOF_{name}='{value}'" for name, value in values.items()),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# --- token ----------------------------------------------------------------------------------
+
+
+@token_app.command("issue")
+@_guarded
+def token_issue(
+    name: Annotated[str, typer.Option("--name", help="who the client is (e.g. depot-scanner-7)")],
+    scope: Annotated[
+        list[str],
+        typer.Option(
+            "--scope",
+            help="repeatable: shipments:write, events:write, anchor:write, read",
+        ),
+    ],
+    env_file: EnvFileOption = None,
+) -> None:
+    """Issue an API client; its bearer token is printed once and stored only as a hash."""
+    from parcelproof.service import credentials
+    from parcelproof.service.wiring import open_store
+    from parcelproof.settings import load_settings
+
+    engine, store = open_store(load_settings(env_file))
+    try:
+        token = credentials.issue(store, name, set(scope))
+    finally:
+        engine.dispose()
+    out = _out()
+    scopes = ", ".join(sorted(set(scope)))
+    out.print(f"issued API client {token.split('_')[1]} ({name}) with scopes {scopes}")
+    out.print("bearer token (shown once):")
+    out.print(token)
+
+
+@token_app.command("revoke")
+@_guarded
+def token_revoke(
+    client_id: Annotated[str, typer.Argument(help="the client id (second part of the token)")],
+    env_file: EnvFileOption = None,
+) -> None:
+    """Revoke an API client: its token stops working at once."""
+    from parcelproof.service.wiring import open_store
+    from parcelproof.settings import load_settings
+
+    engine, store = open_store(load_settings(env_file))
+    try:
+        store.revoke_api_client(client_id)
+    finally:
+        engine.dispose()
+    _out().print(f"revoked API client {client_id}")
+
+
+# --- agent ----------------------------------------------------------------------------------
+
+
+class _ApiProblem(Exception):
+    """The node answered with a problem: shown as ``error: title: detail``, exit 1."""
+
+
+def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
+    from parcelproof.chain.devnet import redact
+
+    try:
+        response = client.post(path, json=body)
+    except httpx.HTTPError as e:
+        raise NetworkError(
+            redact(f"cannot reach the API at {client.base_url}: {type(e).__name__}")
+        ) from None
+    if response.status_code >= 400:
+        try:
+            problem = response.json()
+            title = str(problem.get("title") or f"HTTP {response.status_code}")
+            detail = str(problem.get("detail") or "")
+        except (ValueError, AttributeError):
+            title, detail = f"HTTP {response.status_code}", ""
+        raise _ApiProblem(f"{title}: {detail}" if detail else title)
+    try:
+        parsed: dict[str, Any] = response.json()
+    except ValueError:
+        raise FormatError(f"the API answered {path} with something other than JSON") from None
+    return parsed
+
+
+def _fields(status: str, place: str | None, extra: list[str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {"status": status}
+    if place:
+        fields["place"] = place
+    for item in extra:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise FormatError(f"--field {item!r} is not of the form name=value")
+        if name in fields or name == "time":
+            raise FormatError(f"--field {name!r} is set by the command itself")
+        fields[name] = value
+    return fields
+
+
+@agent_app.command("record")
+@_guarded
+def agent_record(
+    tracking_number: Annotated[str, typer.Argument(help="the parcel's tracking number")],
+    status: Annotated[str, typer.Argument(help="milestone, e.g. picked_up, departed, delivered")],
+    place: Annotated[str | None, typer.Option("--place", help="where it happened")] = None,
+    field: Annotated[
+        list[str] | None, typer.Option("--field", help="repeatable extra field name=value")
+    ] = None,
+    api: Annotated[
+        str | None, typer.Option("--api", help="node API URL (default: PARCELPROOF_API_URL)")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", help="bearer token with events:write (default: PARCELPROOF_API_TOKEN)"
+        ),
+    ] = None,
+    agent_key: Annotated[
+        str | None,
+        typer.Option(
+            "--agent-key", help="hex private key of the agent (default: PARCELPROOF_AGENT_KEY)"
+        ),
+    ] = None,
+    event_time: Annotated[
+        int | None, typer.Option("--time", help="unix time of the event (default: now)")
+    ] = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Sign a milestone with the agent's key (EIP-712) and record it on the node."""
+    import httpx
+
+    from parcelproof.core.eip712 import Domain
+    from parcelproof.service.agent import Agent
+    from parcelproof.service.node import EventContext
+    from parcelproof.settings import load_agent_settings, parse_hex32
+
+    cfg = load_agent_settings(env_file, api_url=api, api_token=token, agent_key=agent_key)
+    if cfg.api_token is None or not cfg.api_token.get_secret_value():
+        raise ConfigurationError("missing API token: --token or PARCELPROOF_API_TOKEN")
+    if cfg.agent_key is None:
+        raise ConfigurationError("missing agent key: --agent-key or PARCELPROOF_AGENT_KEY")
+    signer = Agent(parse_hex32(cfg.agent_key.get_secret_value(), "the agent key"))
+    fields = _fields(status, place, field or [])
+    at = int(time.time()) if event_time is None else event_time
+    headers = {"Authorization": f"Bearer {cfg.api_token.get_secret_value()}"}
+    try:
+        with httpx.Client(base_url=cfg.api_url, headers=headers, timeout=30.0) as client:
+            c = _post(client, "/v1/shipments/context", {"tracking_number": tracking_number})
+            context = EventContext(
+                domain=Domain(chain_id=c["chain_id"], verifying_contract=c["verifying_contract"]),
+                log_id=bytes.fromhex(c["log_id"][2:]),
+                shipment=bytes.fromhex(c["shipment"][2:]),
+                sequence=c["sequence"],
+                previous=bytes.fromhex(c["previous"][2:]),
+            )
+            openings, signature = signer.sign(context, fields, at)
+            event = _post(
+                client,
+                "/v1/events",
+                {
+                    "event_id": uuid.uuid4().hex,
+                    "tracking_number": tracking_number,
+                    "event_time": at,
+                    "agent": signer.address,
+                    "signature": "0x" + signature.hex(),
+                    "fields": [o.to_json() for o in openings],
+                },
+            )
+    except _ApiProblem as e:
+        _print_error(str(e))
+        raise typer.Exit(1) from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise FormatError(f"unexpected answer from the API ({type(e).__name__})") from None
+    _out().print(
+        f"recorded {fields['status']} for {tracking_number}: event {event['event_id']}, "
+        f"sequence {event['sequence']}, leaf {event['leaf_index']}, "
+        f"signed by {signer.address}"
+    )
+
+
+@agent_app.command("register")
+@_guarded
+def agent_register(
+    agent: Annotated[str, typer.Option("--agent", help="the agent key's address (0x…)")],
+    days: Annotated[int, typer.Option("--days", min=1, help="validity from now")] = AGENT_KEY_DAYS,
+    rpc: NodeRpcOption = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Register an agent key for this node's courier on the ledger (signed by its account)."""
+    from parcelproof.service.wiring import open_chain
+    from parcelproof.settings import load_settings
+
+    chain = open_chain(load_settings(env_file, rpc_url=rpc))
+    now = int(time.time())
+    until = now + days * DAY
+    chain.ledger.register_agent_key(agent, now, until, sender=chain.account)
+    _out().print(
+        f"registered agent key {agent} for courier 0x{chain.courier_id.hex()} "
+        f"valid until {_date(until)}"
+    )
 
 
 def main() -> None:

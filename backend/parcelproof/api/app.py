@@ -125,9 +125,14 @@ def create_app(
 
     @app.get("/readyz", tags=["ops"], response_model=None)
     def readyz() -> Any:
-        """Readiness: database and ledger reachable."""
-        checks = ready() if ready else {"database": "ok", "ledger": "ok"}
-        ok = all(v == "ok" for v in checks.values())
+        """Readiness: database and ledger reachable (and the anchoring worker alive when it
+        runs in this process). A check that crashes counts as not ready."""
+        try:
+            checks = ready() if ready else {"database": "ok", "ledger": "ok"}
+        except Exception as e:
+            log.error("readiness check crashed: %s", type(e).__name__)
+            checks = {"readiness": f"check failed ({type(e).__name__})"}
+        ok = bool(checks) and all(v == "ok" for v in checks.values())
         if ok:
             return {"status": "ready", **checks}
         return problems.problem(503, "not-ready", "Not ready", "", checks=checks)

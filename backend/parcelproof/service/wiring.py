@@ -35,6 +35,8 @@ log = logging.getLogger("parcelproof.node")
 
 #: Exit status of a worker killed by the PARCELPROOF_FAULT_AFTER_SEND=exit test hook.
 FAULT_EXIT_STATUS = 137
+#: Chain ids of local development nodes (anvil, Hardhat/Ganache).
+DEV_CHAIN_IDS = frozenset({31337, 1337})
 #: Seconds a readiness probe waits for the JSON-RPC endpoint.
 READY_TIMEOUT = 3.0
 
@@ -130,6 +132,12 @@ def open_chain(settings: Settings, web3: Web3 | None = None) -> Chain:
         raise ConfigurationError(
             f"PARCELPROOF_CHAIN_ID is {settings.chain_id} but the JSON-RPC endpoint serves "
             f"chain {ledger.chain_id}"
+        )
+    if ledger.chain_id in DEV_CHAIN_IDS:
+        log.warning(
+            "chain %d is a local dev chain: anchored data survives a restart only if the node "
+            "keeps its state (anvil --state FILE)",
+            ledger.chain_id,
         )
     try:
         courier = ledger.courier(courier_id)
