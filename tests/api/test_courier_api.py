@@ -304,3 +304,29 @@ def test_bulk_of_a_thousand_events_and_no_more(api: Api) -> None:
     assert r.status_code == 200, r.text[:500]
     assert [item["status"] for item in r.json()["results"]] == [201] * 1000
     assert api.node.store.log_size() == 1000
+
+
+def test_dispute_bundle_reveals_more_and_needs_the_read_scope(api: Api) -> None:
+    _create(api)
+    fields = {
+        "status": "picked_up",
+        "place": "Leiden",
+        "agent_name": "driver 0042",
+        "destination_address": "Breestraat 1, Leiden",
+    }
+    event = _signed(api, fields, api.now - 60)
+    assert api.client.post("/v1/events", headers=api.auth(), json=event).status_code == 201
+    api.client.post("/v1/anchor", headers=api.auth())
+    customer = api.client.post("/v1/lookup", json={"tracking_number": PARCEL, "postcode": POSTCODE})
+    assert "Breestraat" not in customer.text and "driver 0042" not in customer.text
+    writer = credentials.issue(api.node.store, "writer", {"events:write"})  # type: ignore[arg-type]
+    denied = api.client.post(
+        "/v1/evidence", headers=api.auth(writer), json={"tracking_number": PARCEL}
+    )
+    _problem(denied, 403)
+    r = api.client.post("/v1/evidence", headers=api.auth(), json={"tracking_number": PARCEL})
+    assert r.status_code == 200, r.text
+    assert r.json()["verification"]["ok"] is True
+    assert r.json()["timeline"][0]["fields"]["destination_address"] == "Breestraat 1, Leiden"
+    unknown = api.client.post("/v1/evidence", headers=api.auth(), json={"tracking_number": "PP9X"})
+    _problem(unknown, 404)

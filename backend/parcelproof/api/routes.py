@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from parcelproof.api import schemas as s
 from parcelproof.api.deps import (
     CanAnchor,
+    CanRead,
     CanWriteEvents,
     CanWriteShipments,
     NodeServices,
@@ -20,7 +21,7 @@ from parcelproof.api.problems import problem, problem_for
 from parcelproof.core.bundle import hex32, verify_bundle
 from parcelproof.core.commitment import FieldOpening
 from parcelproof.core.errors import ConflictError, Error
-from parcelproof.service.lookup import LookupResult, lookup
+from parcelproof.service.lookup import LookupResult, dispute_bundle, lookup
 from parcelproof.service.node import CourierNode
 from parcelproof.service.ports import EventRecord
 
@@ -129,7 +130,17 @@ def _lookup(body: s.LookupIn, services: NodeServices) -> LookupResult:
 @public.post("/lookup")
 def lookup_parcel(body: s.LookupIn, services: Services) -> s.LookupOut:
     """Timeline and verified proof bundle for a tracking number plus a second factor."""
-    result = _lookup(body, services)
+    return _lookup_out(_lookup(body, services))
+
+
+@courier.post("/evidence")
+def evidence(body: s.ContextIn, services: Services, _: CanRead) -> s.LookupOut:
+    """A dispute bundle: every committed field revealed (address, agent identity, notes).
+    For operators and dispute resolvers holding the `read` scope; customers never get it."""
+    return _lookup_out(dispute_bundle([services.node], services.ledger, body.tracking_number))
+
+
+def _lookup_out(result: LookupResult) -> s.LookupOut:
     return s.LookupOut(
         timeline=[
             s.TimelineItem(

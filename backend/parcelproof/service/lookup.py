@@ -9,7 +9,7 @@ from typing import Any
 from parcelproof.core.bundle import Bundle, LedgerView, Report, bundle_to_json, verify_bundle
 from parcelproof.core.errors import NotFoundError
 from parcelproof.core.redact import CUSTOMER
-from parcelproof.service.node import CourierNode, TimelineEntry
+from parcelproof.service.node import CourierNode, LogView, TimelineEntry
 
 # What a sender or recipient sees; everything else is carried only as digests.
 CUSTOMER_FIELDS = CUSTOMER
@@ -37,19 +37,48 @@ def lookup(
 
     A wrong tracking number and a wrong postcode give the same NotFoundError.
     """
-    timeline: list[TimelineEntry] = []
-    logs = []
+    views = []
     for node in nodes:
         try:
-            view = node.view(tracking_number, postcode, reveal, access_token=access_token)
+            views.append(node.view(tracking_number, postcode, reveal, access_token=access_token))
         except NotFoundError:
             continue
-        timeline.extend(view.timeline)
-        if view.bundle_log is not None:
-            logs.append(view.bundle_log)
-    if not timeline:
+    if not views:
         raise NotFoundError("no shipment matches this tracking number and second factor")
-    timeline.sort(key=lambda t: (t.event_time, t.log_id, t.sequence))
+    return _assemble(views, ledger)
+
+
+class _Everything(frozenset[str]):
+    """The reveal set that contains every field name."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+ALL_FIELDS: frozenset[str] = _Everything()
+
+
+def dispute_bundle(
+    nodes: Sequence[CourierNode], ledger: LedgerView, tracking_number: str
+) -> LookupResult:
+    """Evidence for a dispute: every committed field revealed (full address, agent identity,
+    notes, codes), on every log that knows the parcel. For authorised staff only."""
+    views = []
+    for node in nodes:
+        try:
+            views.append(node.evidence(tracking_number, ALL_FIELDS))
+        except NotFoundError:
+            continue
+    if not views:
+        raise NotFoundError("no node knows this tracking number")
+    return _assemble(views, ledger)
+
+
+def _assemble(views: Sequence[LogView], ledger: LedgerView) -> LookupResult:
+    timeline = sorted(
+        (t for v in views for t in v.timeline), key=lambda t: (t.event_time, t.log_id, t.sequence)
+    )
+    logs = [v.bundle_log for v in views if v.bundle_log is not None]
     if not logs:
         return LookupResult(timeline=timeline, bundle=None, report=None)
     bundle = Bundle(chain_id=ledger.chain_id, ledger=ledger.address, logs=tuple(logs))
