@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup setup-node demo demo-anvil test test-fast lint fmt gas contracts clean
+.PHONY: setup setup-node demo demo-anvil test test-js test-fast lint fmt gas contracts clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,14 @@ demo: setup
 demo-anvil: setup setup-node
 	$(PY) scripts/demo_on_anvil.py
 
-## The tests compile the contract (solc from npm) and start anvil (npm) themselves.
-test: setup setup-node
+## The tests compile the contract (solc from npm) and start anvil (npm) themselves; the browser
+## tests drive Debian's chromium (skipped, with the reason, where it is not installed).
+test: setup setup-node test-js
 	$(PY) -m pytest -q
+
+## The in-browser verifier (backend/parcelproof/web/verifier.js) on the bundle vectors, in Node.
+test-js: setup-node
+	node --test tests/js/
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not anvil" tests/unit

@@ -327,6 +327,7 @@ def serve(
 ) -> None:
     """Run the courier node's API, with its anchoring worker in a background thread."""
     from parcelproof.api.app import create_app
+    from parcelproof.api.web import web_router
     from parcelproof.logs import configure_logging
     from parcelproof.service.wiring import open_node
     from parcelproof.settings import load_settings
@@ -355,6 +356,7 @@ def serve(
             stack.callback(runtime.close)
         api = create_app(runtime.services, max_body=settings.max_body_bytes, ready=runtime.ready)
         ledger = runtime.ledger
+        api.include_router(web_router(settings.public_rpc_url, ledger.chain_id, ledger.address))
         out.print(
             f"courier 0x{runtime.node.courier_id.hex()} on chain {ledger.chain_id}, "
             f"ledger {ledger.address}"
@@ -513,6 +515,7 @@ def dev_setup(
     values = {
         "ENVIRONMENT": "development",
         "RPC_URL": rpc,
+        "PUBLIC_RPC_URL": rpc,  # a local devnet: the browser on this machine reads it directly
         "CHAIN_ID": str(chain_id),
         "LEDGER_ADDRESS": ledger.address,
         "COURIER_ID": "0x" + courier_id.hex(),

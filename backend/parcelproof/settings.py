@@ -157,6 +157,11 @@ class Settings(BaseSettings):
         description="sqlite:///path or postgresql://user:pass@host/db; default: SQLite in data_dir",
     )
     rpc_url: str | None = Field(default=None, description="JSON-RPC URL of the ledger chain")
+    public_rpc_url: str | None = Field(
+        default=None,
+        description="JSON-RPC URL customers' browsers may read the ledger through (CORS open); "
+        "unset: the page runs only the checks that need no chain, and says so",
+    )
     ledger_address: str | None = Field(default=None, description="ParcelLedger contract address")
     chain_id: int | None = Field(default=None, description="expected chain id (checked if set)")
     courier_id: str | None = Field(default=None, description="this node's courier id (hex32)")

@@ -274,6 +274,11 @@ def test_serve_records_anchors_and_verifies(anvil_node: Anvil, tmp_path: Path) -
         ready = client.get("/readyz").json()
         assert ready == {"status": "ready", "database": "ok", "ledger": "ok", "anchoring": "ok"}
         assert "parcelproof_http_requests_total" in client.get("/metrics").text
+        page = client.get("/")
+        assert page.status_code == 200 and "ParcelProof" in page.text
+        assert "content-security-policy" in page.headers
+        config = client.get("/v1/config").json()
+        assert config == {**chain, "chainId": 31337, "rpcUrl": anvil_node.url}
 
     assert proc.popen.returncode == 0, proc.stderr()
     logs = [json.loads(line) for line in proc.stderr().splitlines()]

@@ -306,7 +306,7 @@ def parse_bundle(obj: object) -> Bundle:
     o = _expect_keys(obj, "bundle", {"format", "version", "chain", "logs"})
     if o["format"] != FORMAT:
         raise FormatError(f"bundle.format must be {FORMAT!r}")
-    if o["version"] != VERSION:
+    if type(o["version"]) is not int or o["version"] != VERSION:
         raise FormatError(f"unsupported bundle version {o['version']!r}, this verifier reads 1")
     chain = _expect_keys(o["chain"], "bundle.chain", {"chainId", "ledger"})
     logs = []
