@@ -219,7 +219,7 @@ MUTATIONS: dict[str, tuple[str, Mutation, list[str] | None]] = {
         lambda b, lg: b["logs"][0]["checkpoint"].update(
             root=_flip_hex(b["logs"][0]["checkpoint"]["root"])
         ),
-        ["checkpoint", "inclusion"],
+        ["checkpoint", "consistency", "inclusion"],
     ),
     "proof-byte-flipped": (
         "one byte of an inclusion proof was flipped",
@@ -232,6 +232,20 @@ MUTATIONS: dict[str, tuple[str, Mutation, list[str] | None]] = {
         "an inclusion proof carries one hash too many",
         lambda b, lg: b["logs"][1]["events"][0]["inclusionProof"].append("0x" + "00" * 32),
         ["inclusion"],
+    ),
+    "earlier-inconsistent": (
+        "an earlier checkpoint's consistency proof was altered",
+        lambda b, lg: b["logs"][0]["earlier"][0]["consistencyProof"].__setitem__(
+            0, _flip_hex(b["logs"][0]["earlier"][0]["consistencyProof"][0])
+        ),
+        ["consistency"],
+    ),
+    "earlier-unknown-root": (
+        "an earlier checkpoint root that the ledger never anchored (a forked history)",
+        lambda b, lg: b["logs"][0]["earlier"][0].update(
+            root=_flip_hex(b["logs"][0]["earlier"][0]["root"])
+        ),
+        ["checkpoint", "consistency"],
     ),
     "unknown-key": (
         "the bundle has a key the format does not define (trailing garbage): unusable input",

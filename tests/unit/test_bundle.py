@@ -91,8 +91,32 @@ def test_shifted_leaf_index_breaks_inclusion(world: World) -> None:
 
 def test_root_never_anchored_is_caught(world: World) -> None:
     bundle = _journey(world)
-    bundle["logs"][0]["checkpoint"]["size"] = 2
+    del bundle["logs"][0]["earlier"]
+    bundle["logs"][0]["checkpoint"]["size"] = 1
     assert "checkpoint" in _failed(world, bundle)
+
+
+def test_earlier_checkpoint_is_proven_consistent(world: World) -> None:
+    bundle = _journey(world)
+    [earlier] = bundle["logs"][0]["earlier"]
+    assert earlier["size"] == 2  # the first two events were anchored at size 2
+    checks = verify_bundle(bundle, world.ledger).checks
+    assert [c.ok for c in checks if c.name == "consistency"] == [True]
+    earlier["consistencyProof"][0] = "0x" + "00" * 32
+    assert _failed(world, bundle) == {"consistency"}
+
+
+def test_earlier_checkpoint_the_ledger_never_saw(world: World) -> None:
+    bundle = _journey(world)
+    bundle["logs"][0]["earlier"][0]["root"] = "0x" + "11" * 32
+    assert _failed(world, bundle) == {"checkpoint", "consistency"}
+
+
+def test_earlier_checkpoints_must_grow_below_the_checkpoint(world: World) -> None:
+    bundle = _journey(world)
+    bundle["logs"][0]["earlier"][0]["size"] = 3
+    with pytest.raises(FormatError, match="must grow and stay below"):
+        parse_bundle(bundle)
 
 
 def test_signature_of_another_agent_is_caught(world: World) -> None:

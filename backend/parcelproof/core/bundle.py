@@ -143,6 +143,17 @@ class BundleEvent:
 
 
 @dataclass(frozen=True)
+class EarlierCheckpoint:
+    """An earlier anchored checkpoint of the same log, with the RFC 9162 consistency proof
+    from it to the bundle's checkpoint: evidence that the events below its size were anchored
+    no later than it was."""
+
+    size: int
+    root: bytes
+    consistency_proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
 class BundleLog:
     """The part of a bundle that concerns one courier log."""
 
@@ -151,6 +162,7 @@ class BundleLog:
     checkpoint_size: int
     checkpoint_root: bytes
     events: tuple[BundleEvent, ...]
+    earlier: tuple[EarlierCheckpoint, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -313,7 +325,9 @@ def parse_bundle(obj: object) -> Bundle:
     seen: set[bytes] = set()
     for i, lo in enumerate(_list(o["logs"], "bundle.logs", MAX_LOGS)):
         where = f"bundle.logs[{i}]"
-        lg = _expect_keys(lo, where, {"logId", "shipment", "checkpoint", "events"})
+        lg = _expect_keys(
+            lo, where, {"logId", "shipment", "checkpoint", "events"}, frozenset({"earlier"})
+        )
         log_id = parse_hex(lg["logId"], f"{where}.logId", 32)
         if log_id in seen:
             raise FormatError(f"{where}: log {hex32(log_id)} appears twice")
@@ -326,13 +340,15 @@ def parse_bundle(obj: object) -> Bundle:
         )
         if not events:
             raise FormatError(f"{where} has no events")
+        size = _int(cp["size"], f"{where}.checkpoint.size")
         logs.append(
             BundleLog(
                 log_id=log_id,
                 shipment=shipment,
-                checkpoint_size=_int(cp["size"], f"{where}.checkpoint.size"),
+                checkpoint_size=size,
                 checkpoint_root=parse_hex(cp["root"], f"{where}.checkpoint.root", 32),
                 events=events,
+                earlier=_parse_earlier(lg.get("earlier", []), f"{where}.earlier", size),
             )
         )
     if not logs:
@@ -342,6 +358,24 @@ def parse_bundle(obj: object) -> Bundle:
         ledger=parse_address(chain["ledger"], "bundle.chain.ledger"),
         logs=tuple(logs),
     )
+
+
+def _parse_earlier(obj: object, where: str, size: int) -> tuple[EarlierCheckpoint, ...]:
+    found: list[EarlierCheckpoint] = []
+    for i, item in enumerate(_list(obj, where, MAX_LOGS)):
+        e = _expect_keys(item, f"{where}[{i}]", {"size", "root", "consistencyProof"})
+        earlier = EarlierCheckpoint(
+            size=_int(e["size"], f"{where}[{i}].size"),
+            root=parse_hex(e["root"], f"{where}[{i}].root", 32),
+            consistency_proof=tuple(
+                parse_hex(h, f"{where}[{i}].consistencyProof[{j}]", 32)
+                for j, h in enumerate(_list(e["consistencyProof"], f"{where}[{i}]", MAX_PROOF))
+            ),
+        )
+        if not 0 < earlier.size < size or (found and earlier.size <= found[-1].size):
+            raise FormatError(f"{where}[{i}].size must grow and stay below the checkpoint's")
+        found.append(earlier)
+    return tuple(found)
 
 
 def bundle_to_json(bundle: Bundle) -> dict[str, Any]:
@@ -357,6 +391,20 @@ def bundle_to_json(bundle: Bundle) -> dict[str, Any]:
                 "checkpoint": {"size": lg.checkpoint_size, "root": hex32(lg.checkpoint_root)},
                 "events": [_event_to_json(e) for e in lg.events],
             }
+            | (
+                {
+                    "earlier": [
+                        {
+                            "size": e.size,
+                            "root": hex32(e.root),
+                            "consistencyProof": [hex32(h) for h in e.consistency_proof],
+                        }
+                        for e in lg.earlier
+                    ]
+                }
+                if lg.earlier
+                else {}
+            )
             for lg in bundle.logs
         ],
     }
@@ -425,6 +473,8 @@ def _verify_log(
         except ContractRevertError as e:
             ok, detail = False, str(e)
         report.add("checkpoint", f"log {log} size {lg.checkpoint_size}", ok, detail)
+    for earlier in lg.earlier:
+        _verify_earlier(lg, earlier, log, ledger, report)
 
     previous = ZERO32
     expected_seq = 0
@@ -480,6 +530,32 @@ def _verify_log(
             report.add("inclusion", subject, True, f"leaf {ev.leaf_index}")
         except (VerificationError, FormatError) as e:
             report.add("inclusion", subject, False, str(e))
+
+
+def _verify_earlier(
+    lg: BundleLog, earlier: EarlierCheckpoint, log: str, ledger: LedgerView | None, report: Report
+) -> None:
+    subject = f"log {log} size {earlier.size} → {lg.checkpoint_size}"
+    if ledger is None:
+        report.skip("checkpoint", f"log {log} size {earlier.size}", OFFLINE)
+    else:
+        try:
+            ok = ledger.checkpoint_root(lg.log_id, earlier.size) == earlier.root
+            detail = "" if ok else "the ledger holds another root for that size"
+        except ContractRevertError as e:
+            ok, detail = False, str(e)
+        report.add("checkpoint", f"log {log} size {earlier.size}", ok, detail)
+    try:
+        merkle.verify_consistency(
+            earlier.size,
+            lg.checkpoint_size,
+            earlier.root,
+            lg.checkpoint_root,
+            earlier.consistency_proof,
+        )
+        report.add("consistency", subject, True, "the later checkpoint extends the earlier one")
+    except (VerificationError, FormatError) as e:
+        report.add("consistency", subject, False, str(e))
 
 
 def _verify_handoffs(

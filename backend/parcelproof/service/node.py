@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import rfc8785
 
 from parcelproof.core import eip712, envelope, handoff, merkle
-from parcelproof.core.bundle import BundleEvent, BundleLog
+from parcelproof.core.bundle import BundleEvent, BundleLog, EarlierCheckpoint
 from parcelproof.core.commitment import (
     ZERO32,
     FieldOpening,
@@ -554,12 +554,26 @@ class CourierNode:
             )
         bundle_log = None
         if bundle_events and checkpoint is not None:
+            # The first checkpoint that anchored each event: "anchored no later than".
+            firsts = sorted(
+                {t.checkpoint_size for t in timeline if t.checkpoint_size} - {checkpoint.size}
+            )
+            roots = {c.size: c.root for c in landed}
+            earlier = tuple(
+                EarlierCheckpoint(
+                    size,
+                    roots[size],
+                    tuple(merkle.consistency_proof(self.store.node, size, checkpoint.size)),
+                )
+                for size in firsts
+            )
             bundle_log = BundleLog(
                 log_id=self.courier_id,
                 shipment=shipment.ref,
                 checkpoint_size=checkpoint.size,
                 checkpoint_root=checkpoint.root,
                 events=tuple(bundle_events),
+                earlier=earlier,
             )
         return LogView(bundle_log=bundle_log, timeline=timeline)
 

@@ -8,6 +8,7 @@ const DATE_STYLE = { dateStyle: 'medium', timeStyle: 'short' };
 const CHECK_INFO = {
   ledger: 'the bundle names this chain and ledger contract',
   checkpoint: 'the checkpoint root is anchored on the ledger',
+  consistency: 'the later checkpoint only extends the earlier one (nothing rewritten)',
   'hash-chain': 'no event is missing, inserted or reordered',
   commitment: 'the values shown are the ones the courier committed to',
   signature: 'signed by the stated agent key',

@@ -100,12 +100,12 @@ export function jcs(value) {
 
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-function expectKeys(obj, where, required) {
+function expectKeys(obj, where, required, optional = []) {
   if (!isObject(obj)) throw new FormatError(`${where} must be an object`);
   const keys = Object.keys(obj);
   const missing = required.filter((k) => !keys.includes(k)).sort();
   if (missing.length) throw new FormatError(`${where} lacks ${missing.join(', ')}`);
-  const extra = keys.filter((k) => !required.includes(k)).sort();
+  const extra = keys.filter((k) => !required.includes(k) && !optional.includes(k)).sort();
   if (extra.length) throw new FormatError(`${where} has unknown keys ${extra.join(', ')}`);
   return obj;
 }
@@ -206,6 +206,26 @@ function parseEvent(obj, where) {
   };
 }
 
+/** Earlier checkpoints of a log: sizes grow and stay below the log's checkpoint. */
+function parseEarlier(value, where, size) {
+  const found = [];
+  list(value, where, MAX_LOGS).forEach((item, i) => {
+    const e = expectKeys(item, `${where}[${i}]`, ['size', 'root', 'consistencyProof']);
+    const earlier = {
+      size: uint64(e.size, `${where}[${i}].size`),
+      root: parseHex(e.root, `${where}[${i}].root`, 32),
+      proof: list(e.consistencyProof, `${where}[${i}]`, MAX_LIST)
+        .map((h, j) => parseHex(h, `${where}[${i}].consistencyProof[${j}]`, 32)),
+    };
+    const last = found.length ? found[found.length - 1].size : 0;
+    if (!(earlier.size > 0 && earlier.size < size && earlier.size > last)) {
+      throw new FormatError(`${where}[${i}].size must grow and stay below the checkpoint's`);
+    }
+    found.push(earlier);
+  });
+  return found;
+}
+
 /** Parse a decoded JSON bundle strictly; FormatError on anything off. */
 export function parseBundle(obj) {
   const o = expectKeys(obj, 'bundle', ['format', 'version', 'chain', 'logs']);
@@ -217,7 +237,7 @@ export function parseBundle(obj) {
   const seen = new Set();
   const logs = list(o.logs, 'bundle.logs', MAX_LOGS).map((lo, i) => {
     const where = `bundle.logs[${i}]`;
-    const lg = expectKeys(lo, where, ['logId', 'shipment', 'checkpoint', 'events']);
+    const lg = expectKeys(lo, where, ['logId', 'shipment', 'checkpoint', 'events'], ['earlier']);
     const logId = parseHex(lg.logId, `${where}.logId`, 32);
     if (seen.has(logId)) throw new FormatError(`${where}: log ${logId} appears twice`);
     seen.add(logId);
@@ -226,10 +246,11 @@ export function parseBundle(obj) {
     const events = list(lg.events, `${where}.events`, MAX_EVENTS_PER_LOG)
       .map((e, j) => parseEvent(e, `${where}.events[${j}]`));
     if (!events.length) throw new FormatError(`${where} has no events`);
+    const size = uint64(cp.size, `${where}.checkpoint.size`);
     return {
-      logId, shipment, events,
-      size: uint64(cp.size, `${where}.checkpoint.size`),
+      logId, shipment, events, size,
       root: parseHex(cp.root, `${where}.checkpoint.root`, 32),
+      earlier: parseEarlier(lg.earlier ?? [], `${where}.earlier`, size),
     };
   });
   if (!logs.length) throw new FormatError('bundle.logs is empty');
@@ -298,6 +319,48 @@ export async function rootFromInclusionProof(index, size, leaf, proof) {
     hash = left ? await nodeHash(proof[k], hash) : await nodeHash(hash, proof[k]);
   }
   return hash;
+}
+
+/** RFC 9162 consistency from (size1, root1) to (size2, root2); CheckFailed otherwise. */
+export async function verifyConsistency(size1, size2, root1, root2, proof) {
+  const m = BigInt(size1);
+  const n = BigInt(size2);
+  if (m === 0n) throw new CheckFailed('a consistency proof from the empty tree proves nothing');
+  if (n < m) throw new CheckFailed(`size2 (${size2}) < size1 (${size1})`);
+  if (m === n) {
+    if (proof.length) throw new CheckFailed('size1 == size2 but the proof is not empty');
+    if (root1 !== root2) throw new CheckFailed('root mismatch');
+    return;
+  }
+  if (!proof.length) throw new CheckFailed('empty consistency proof');
+  let inner = bitLength((m - 1n) ^ (n - 1n));
+  const border = popCount((m - 1n) >> BigInt(inner));
+  const shift = bitLength(m & -m) - 1;
+  inner -= shift;
+  let seed = proof[0];
+  let start = 1;
+  if (m === 1n << BigInt(shift)) { seed = root1; start = 0; }
+  const rest = proof.slice(start);
+  if (rest.length !== inner + border) {
+    throw new CheckFailed(`proof has ${rest.length} hashes, want ${inner + border}`);
+  }
+  const mask = (m - 1n) >> BigInt(shift);
+  let hash1 = seed;
+  let hash2 = seed;
+  for (let k = 0; k < inner; k++) {
+    if ((mask >> BigInt(k)) & 1n) {
+      hash1 = await nodeHash(rest[k], hash1);
+      hash2 = await nodeHash(rest[k], hash2);
+    } else {
+      hash2 = await nodeHash(hash2, rest[k]);
+    }
+  }
+  for (let k = inner; k < rest.length; k++) {
+    hash1 = await nodeHash(rest[k], hash1);
+    hash2 = await nodeHash(rest[k], hash2);
+  }
+  if (hash1 !== root1) throw new CheckFailed(`first root mismatch: calculated ${hash1.slice(2)}`);
+  if (hash2 !== root2) throw new CheckFailed(`second root mismatch: calculated ${hash2.slice(2)}`);
 }
 
 // --- EIP-712 signatures (docs/proof-bundle.md "Signature") -------------------------------
@@ -427,6 +490,27 @@ async function verifyLog(lg, domain, ledger, report) {
         throw e;
       }
       if (anchored !== lg.root) throw new CheckFailed(`ledger holds ${anchored} for that size`);
+    });
+  }
+  for (const earlier of lg.earlier) {
+    const subject = `log ${log} size ${earlier.size}`;
+    if (ledger === null) {
+      report.skip('checkpoint', subject, OFFLINE);
+    } else {
+      await run(report, 'checkpoint', subject, async () => {
+        let anchored;
+        try {
+          anchored = (await ledger.checkpointRoot(lg.logId, earlier.size)).toLowerCase();
+        } catch (e) {
+          if (e instanceof ContractRevertError) throw new CheckFailed(e.message);
+          throw e;
+        }
+        if (anchored !== earlier.root) throw new CheckFailed('the ledger holds another root for that size');
+      });
+    }
+    await run(report, 'consistency', `log ${log} size ${earlier.size} → ${lg.size}`, async () => {
+      await verifyConsistency(earlier.size, lg.size, earlier.root, lg.root, earlier.proof);
+      return 'the later checkpoint extends the earlier one';
     });
   }
   let previous = ZERO32;
