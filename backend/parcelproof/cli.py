@@ -615,6 +615,48 @@ def token_revoke(
     _out().print(f"revoked API client {client_id}")
 
 
+# --- keys -----------------------------------------------------------------------------------
+
+keys_app = typer.Typer(help="Key-encryption keys: generate, rotate.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("generate")
+@_guarded
+def keys_generate(
+    kid: Annotated[str, typer.Option("--kid", help="id of the new key, e.g. k2 or 2026-12")],
+) -> None:
+    """Print a new key-encryption key as `kid=base64`: add it to PARCELPROOF_KEYRING and make it
+    PARCELPROOF_ACTIVE_KID, then run `parcelproof keys rotate`."""
+    from parcelproof.core import envelope
+
+    key = envelope.KeyEncryptionKey(kid, secrets.token_bytes(32))  # validates the kid
+    typer.echo(f"{key.kid}={base64.b64encode(key.key).decode()}")
+
+
+@keys_app.command("rotate")
+@_guarded
+def keys_rotate(env_file: EnvFileOption = None) -> None:
+    """Re-wrap every shipment's data key under the active key (no data is re-encrypted).
+    Afterwards the old keys can be removed from PARCELPROOF_KEYRING."""
+    from parcelproof.service.keyrotation import rotate
+    from parcelproof.service.wiring import open_store
+    from parcelproof.settings import load_settings
+
+    settings = load_settings(env_file)
+    settings.require("keyring")
+    engine, store = open_store(settings)
+    try:
+        result = rotate(store, settings.node_keyring())
+    finally:
+        engine.dispose()
+    old = ", ".join(result.from_kids) or "none"
+    _out().print(
+        f"re-wrapped {result.rewrapped} data keys under {settings.node_keyring().active_kid} "
+        f"(from: {old})"
+    )
+
+
 # --- agent ----------------------------------------------------------------------------------
 
 

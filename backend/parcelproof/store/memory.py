@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import replace
 
+from parcelproof.core.envelope import WrappedKey
 from parcelproof.core.errors import ConflictError, FormatError, IndexOutOfRangeError, NotFoundError
 from parcelproof.core.merkle import MemoryLog
 from parcelproof.service.ports import (
@@ -46,6 +47,21 @@ class MemoryStore:
             self._shipments[record.ref] = record
             self._shipment_ids.add(record.shipment_id)
             self._events[record.shipment_id] = []
+
+    def wrapped_keys(self, not_kid: str) -> list[tuple[str, WrappedKey]]:
+        return sorted(
+            (r.shipment_id, r.wrapped_key)
+            for r in self._shipments.values()
+            if r.wrapped_key.kid != not_kid and r.wrapped_key.blob
+        )
+
+    def set_wrapped_key(self, shipment_id: str, wrapped: WrappedKey) -> None:
+        with self._lock:
+            for ref, r in self._shipments.items():
+                if r.shipment_id == shipment_id:
+                    self._shipments[ref] = replace(r, wrapped_key=wrapped)
+                    return
+        raise NotFoundError(f"no shipment {shipment_id} in this log")
 
     def shipment_by_ref(self, ref: bytes) -> ShipmentRecord | None:
         return self._shipments.get(ref)

@@ -112,6 +112,33 @@ class SqlStore:
                 )
             )
 
+    def wrapped_keys(self, not_kid: str) -> list[tuple[str, WrappedKey]]:
+        """(shipment id, wrapped data key) of every shipment whose key is wrapped under a
+        key-encryption key other than ``not_kid`` (erased shipments have no key left)."""
+        with self._transaction() as s:
+            rows = s.execute(
+                select(
+                    ShipmentRow.shipment_id,
+                    ShipmentRow.wrapped_key_kid,
+                    ShipmentRow.wrapped_key_blob,
+                )
+                .where(
+                    ShipmentRow.log_id == self._log_id,
+                    ShipmentRow.wrapped_key_kid != not_kid,
+                    ShipmentRow.wrapped_key_blob.is_not(None),
+                )
+                .order_by(ShipmentRow.shipment_id)
+            )
+            return [(sid, WrappedKey(kid=kid, blob=blob or b"")) for sid, kid, blob in rows]
+
+    def set_wrapped_key(self, shipment_id: str, wrapped: WrappedKey) -> None:
+        """Replace a shipment's wrapped data key (key rotation; the data is untouched)."""
+        with self._transaction(write=True) as s:
+            row = s.get(ShipmentRow, shipment_id)
+            if row is None or row.log_id != self._log_id:
+                raise NotFoundError(f"no shipment {shipment_id} in this log")
+            row.wrapped_key_kid, row.wrapped_key_blob = wrapped.kid, wrapped.blob
+
     def shipment_by_ref(self, ref: bytes) -> ShipmentRecord | None:
         with self._transaction() as s:
             row = s.scalar(
