@@ -116,7 +116,10 @@ def build() -> tuple[dict[str, Any], dict[str, Any]]:
     agent_a.record(a, parcel, {"status": "picked_up", "place": "Brussels"}, NOW - 7200)
     agent_a.record(a, parcel, {"status": "departed", "place": "Brussels hub"}, NOW - 6000)
     a.anchor()
-    h = eip712.Handoff(secrets.token_bytes(32), a.courier_id, b.courier_id, NOW - 5000)
+    ref_a, ref_b = a.event_context(parcel).shipment, b.event_context(parcel).shipment
+    h = eip712.Handoff(
+        secrets.token_bytes(32), a.courier_id, ref_a, b.courier_id, ref_b, NOW - 5000
+    )
     common = {"handoff_id": hex32(h.handoff_id), "handoff_time": h.handoff_time}
     offer = agent_a.record(
         a,
@@ -125,6 +128,7 @@ def build() -> tuple[dict[str, Any], dict[str, Any]]:
             "status": "handoff_offered",
             "place": "Antwerp",
             "handoff_to": hex32(b.courier_id),
+            "counterparty_shipment": hex32(ref_b),
             "counterparty_agent": agent_b.address,
             "counterparty_signature": "0x" + agent_b.sign_handoff(b.domain, h).hex(),
             **common,
@@ -138,6 +142,7 @@ def build() -> tuple[dict[str, Any], dict[str, Any]]:
             "status": "handoff_accepted",
             "place": "Antwerp",
             "handoff_from": hex32(a.courier_id),
+            "counterparty_shipment": hex32(ref_a),
             "handoff_of": hex32(offer.commitment),
             "counterparty_agent": agent_a.address,
             "counterparty_signature": "0x" + agent_a.sign_handoff(a.domain, h).hex(),

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from parcelproof.core.bundle import Bundle, Report, bundle_to_json, parse_bundle, verify_bundle
+from parcelproof.core.encoding import MAX_JSON_DEPTH, json_depth_exceeds
 from parcelproof.core.errors import ChainError, Error, FormatError
 from parcelproof.core.redact import keep_fields, redact
 
@@ -24,6 +25,8 @@ def _load(path: Path) -> Bundle:
         raw = path.read_bytes()
     except OSError as e:
         raise FormatError(f"cannot read {path}: {e.strerror}") from None
+    if json_depth_exceeds(raw):
+        raise FormatError(f"{path} nests JSON deeper than {MAX_JSON_DEPTH} levels")
     try:
         obj: Any = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -192,7 +192,10 @@ def run_demo(
     d.expect("checkpoint 1 anchored", first is not None and first.size == 3)
     d.step("A hands the parcel to B at the Lyon cross-dock: both agents countersign")
     handoff_time = t + 3 * HOUR
-    handoff = eip712.Handoff(secrets.token_bytes(32), id_a, id_b, handoff_time)
+    at_b = node_b.create_shipment(parcel, details, postcode, access_token=at_a.access_token)
+    ref_a = node_a.event_context(parcel).shipment  # the parcel's reference on each log
+    ref_b = node_b.event_context(parcel).shipment
+    handoff = eip712.Handoff(secrets.token_bytes(32), id_a, ref_a, id_b, ref_b, handoff_time)
     sig_a = depot_a.sign_handoff(node_a.domain, handoff)  # A's scanner signs the handoff ...
     sig_b = driver_b.sign_handoff(node_b.domain, handoff)  # ... and so does B's driver
     common: dict[str, JsonValue] = {
@@ -203,17 +206,18 @@ def run_demo(
         "status": "handoff_offered",
         "place": "Lyon cross-dock",
         "handoff_to": hex32(id_b),
+        "counterparty_shipment": hex32(ref_b),
         "counterparty_agent": driver_b.address,
         "counterparty_signature": "0x" + sig_b.hex(),
         **common,
     }
     offer = depot_a.record(node_a, parcel, offered, handoff_time)
-    at_b = node_b.create_shipment(parcel, details, postcode, access_token=at_a.access_token)
     accepted: dict[str, JsonValue] = {
         "status": "handoff_accepted",
         "place": "Lyon cross-dock",
         "handoff_of": hex32(offer.commitment),
         "handoff_from": hex32(id_a),
+        "counterparty_shipment": hex32(ref_a),
         "counterparty_agent": depot_a.address,
         "counterparty_signature": "0x" + sig_a.hex(),
         **common,
@@ -272,14 +276,16 @@ def run_demo(
     d.expect_error("a signature by another key than the claimed agent", SignatureError, forged)
 
     def forged_handoff() -> object:
-        fake = eip712.Handoff(secrets.token_bytes(32), id_a, id_b, handoff_time)
         node_b.create_shipment(other, {}, "75011")
+        ref_other = node_b.event_context(other).shipment
+        fake = eip712.Handoff(secrets.token_bytes(32), id_a, ref_a, id_b, ref_other, handoff_time)
         return driver_b.record(
             node_b,
             other,
             {
                 "status": "handoff_accepted",
                 "handoff_from": hex32(id_a),
+                "counterparty_shipment": hex32(ref_a),
                 "handoff_id": hex32(fake.handoff_id),
                 "handoff_time": handoff_time,
                 "counterparty_agent": depot_a.address,  # claims A's scanner countersigned ...

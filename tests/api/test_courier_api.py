@@ -330,3 +330,15 @@ def test_dispute_bundle_reveals_more_and_needs_the_read_scope(api: Api) -> None:
     assert r.json()["timeline"][0]["fields"]["destination_address"] == "Breestraat 1, Leiden"
     unknown = api.client.post("/v1/evidence", headers=api.auth(), json={"tracking_number": "PP9X"})
     _problem(unknown, 404)
+
+
+def test_deeply_nested_json_is_refused_before_parsing(api: Api) -> None:
+    bomb = b"[" * 100_000 + b"]" * 100_000
+    for path in ("/v1/verify", "/v1/lookup", "/v1/events"):
+        r = api.client.post(
+            path, content=bomb, headers={**api.auth(), "content-type": "application/json"}
+        )
+        assert "nested deeper than 64" in _problem(r, 422)["detail"]
+    fine = api.client.post("/v1/verify", json={"a": [[["x"]]], "s": "[[[[[[" * 50})
+    _problem(fine, 422)  # parsed normally: not a bundle, but no depth refusal
+    assert "nested deeper" not in fine.text

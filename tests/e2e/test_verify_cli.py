@@ -106,3 +106,11 @@ def test_verify_and_redact_against_anvil(anvil_node: Anvil, tmp_path: Path) -> N
     wrong.write_text(json.dumps(other_chain))
     result = runner.invoke(app, ["verify", str(wrong), "--rpc", anvil_node.url])
     assert result.exit_code == 2 and "chain 1" in result.output
+
+
+def test_json_nesting_bomb_is_unusable_input(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.json"
+    path.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    result = runner.invoke(app, ["verify", str(path), "--offline"])
+    assert result.exit_code == 2
+    assert "deeper than 64" in " ".join(result.output.split())

@@ -107,7 +107,11 @@ def _handoff_world(world: World) -> tuple[eip712.Handoff, bytes, bytes]:
     world.a.create_shipment(PARCEL, {}, POSTCODE)
     world.b.create_shipment(PARCEL, {}, POSTCODE)
     world.driver_a.record(world.a, PARCEL, {"status": "picked_up"}, NOW - 100)
-    h = eip712.Handoff(secrets.token_bytes(32), world.a.courier_id, world.b.courier_id, NOW - 50)
+    ref_a = world.a.event_context(PARCEL).shipment
+    ref_b = world.b.event_context(PARCEL).shipment
+    h = eip712.Handoff(
+        secrets.token_bytes(32), world.a.courier_id, ref_a, world.b.courier_id, ref_b, NOW - 50
+    )
     return (
         h,
         world.driver_a.sign_handoff(world.a.domain, h),
@@ -122,6 +126,7 @@ def _offer(world: World, h: eip712.Handoff, sig_b: bytes) -> None:
         {
             "status": "handoff_offered",
             "handoff_to": hex32(world.b.courier_id),
+            "counterparty_shipment": hex32(h.to_shipment),
             "handoff_id": hex32(h.handoff_id),
             "handoff_time": h.handoff_time,
             "counterparty_agent": world.driver_b.address,
@@ -138,6 +143,7 @@ def _accept(world: World, h: eip712.Handoff, sig_a: bytes, agent: Agent | None =
         {
             "status": "handoff_accepted",
             "handoff_from": hex32(world.a.courier_id),
+            "counterparty_shipment": hex32(h.from_shipment),
             "handoff_id": hex32(h.handoff_id),
             "handoff_time": h.handoff_time,
             "counterparty_agent": (agent or world.driver_a).address,
@@ -227,3 +233,63 @@ def test_media_hashes_must_be_sha256_hex(world: World) -> None:
         world.driver_a.record(
             world.a, PARCEL, {"status": "delivered", "pod_photo_sha256": "photo.jpg"}, NOW
         )
+
+
+def test_non_ascii_postcode_is_just_a_wrong_factor(world: World) -> None:
+    world.a.create_shipment(PARCEL, {}, "75001 ÎLE")
+    world.driver_a.record(world.a, PARCEL, {"status": "picked_up"}, NOW - 10)
+    assert len(lookup([world.a], world.ledger, PARCEL, "75001 île".upper()).timeline) == 1
+    with pytest.raises(NotFoundError):
+        lookup([world.a], world.ledger, PARCEL, "1012ÄB")
+    with pytest.raises(NotFoundError):
+        lookup([world.a], world.ledger, "PP404", "1012ÄB")
+
+
+def test_a_correction_to_an_unknown_status_is_refused(world: World) -> None:
+    world.a.create_shipment(PARCEL, {}, POSTCODE)
+    first = world.driver_a.record(world.a, PARCEL, {"status": "picked_up"}, NOW - 30)
+    bad = {
+        "status": "corrected",
+        "corrects": hex32(first.commitment),
+        "corrected_status": "teleported",
+    }
+    with pytest.raises(FormatError, match="corrected_status must be a canonical status"):
+        world.driver_a.record(world.a, PARCEL, bad, NOW - 20)
+
+
+def test_an_expired_key_cannot_backdate_events_into_its_window(world: World) -> None:
+    world.a.create_shipment(PARCEL, {}, POSTCODE)
+    # The driver's key expired an hour ago; it signs an event dated two hours ago.
+    world.ledger.register(world.a.courier_id, world.driver_a.address, NOW - 86400, NOW - 3600)
+    with pytest.raises(AgentKeyNotValidError, match="no longer valid"):
+        world.driver_a.record(world.a, PARCEL, {"status": "picked_up"}, NOW - 7200)
+    with pytest.raises(FormatError, match="hours in the past"):
+        world.driver_a.record(world.a, PARCEL, {"status": "picked_up"}, NOW - 4 * 86400)
+
+
+def test_revealed_time_must_match_the_signed_time(world: World) -> None:
+    world.a.create_shipment(PARCEL, {}, POSTCODE)
+    world.driver_a.record(world.a, PARCEL, {"status": "picked_up"}, NOW - 30)
+    world.a.anchor()
+    bundle = lookup([world.a], world.ledger, PARCEL, POSTCODE).bundle
+    assert bundle is not None
+    bundle["logs"][0]["events"][0]["eventTime"] = NOW - 29
+    failures = {c.name for c in verify_bundle(bundle, world.ledger).failures}
+    assert {"commitment", "signature"} <= failures
+
+
+def test_a_countersignature_cannot_be_reused_for_another_parcel(world: World) -> None:
+    h, _, sig_b = _handoff_world(world)
+    world.a.create_shipment("PPOTHER1", {}, POSTCODE)
+    world.driver_a.record(world.a, "PPOTHER1", {"status": "picked_up"}, NOW - 100)
+    reused = {
+        "status": "handoff_offered",
+        "handoff_to": hex32(world.b.courier_id),
+        "counterparty_shipment": hex32(h.to_shipment),
+        "handoff_id": hex32(h.handoff_id),
+        "handoff_time": h.handoff_time,
+        "counterparty_agent": world.driver_b.address,
+        "counterparty_signature": "0x" + sig_b.hex(),
+    }  # B signed the handoff of PARCEL: A tries it on PPOTHER1
+    with pytest.raises(SignatureError):
+        world.driver_a.record(world.a, "PPOTHER1", reused, NOW - 50)

@@ -18,13 +18,15 @@ from parcelproof import __version__
 from parcelproof.api import problems
 from parcelproof.api.deps import NodeServices
 from parcelproof.api.routes import courier, public
+from parcelproof.core.encoding import MAX_JSON_DEPTH, json_depth_exceeds
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 log = logging.getLogger("parcelproof.api")
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+    """Refuse request bodies over ``limit`` bytes with 413 (declared or streamed), and JSON
+    nested deeper than MAX_JSON_DEPTH with 422, before anything parses them."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -38,25 +40,37 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await _too_large(self.limit)(scope, receive, send)
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counting() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
+                await _too_large(self.limit)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if json_depth_exceeds(body):
+            detail = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+            await problems.problem(422, "invalid-input", "Invalid input", detail)(
+                scope, receive, send
+            )
+            return
+        delivered = False
 
-        try:
-            await self.app(scope, counting, send)
-        except _BodyTooLarge:
-            await _too_large(self.limit)(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 def _too_large(limit: int) -> JSONResponse:

@@ -432,6 +432,7 @@ def _event_to_json(e: BundleEvent) -> dict[str, Any]:
 
 
 OFFLINE = "offline: not read from the chain"
+PENDING = "pending: not yet in an anchored checkpoint, so nothing on chain vouches for it yet"
 
 
 def verify_bundle(bundle: Bundle | Mapping[str, Any], ledger: LedgerView | None) -> Report:
@@ -491,6 +492,11 @@ def _verify_log(
         previous, expected_seq = ev.commitment, d.sequence + 1
         try:
             d.verify(ev.commitment)
+            shown_time = d.fields().get("time", ev.event_time)
+            if shown_time != ev.event_time:
+                raise VerificationError(
+                    f"the revealed time {shown_time!r} differs from the signed eventTime"
+                )
             report.add("commitment", subject, True)
         except (VerificationError, FormatError) as e:
             report.add("commitment", subject, False, str(e))
@@ -517,7 +523,7 @@ def _verify_log(
                 "" if valid else f"{ev.agent} was not a valid key of this courier then",
             )
         if ev.inclusion_proof is None or ev.leaf_index is None:
-            report.add("inclusion", subject, True, "pending: not yet in an anchored checkpoint")
+            report.skip("inclusion", subject, PENDING)
             continue
         try:
             merkle.verify_inclusion(
@@ -579,11 +585,14 @@ def _verify_handoffs(
                     "handoff", subject, ok, "" if ok else "the offered event is not in the bundle"
                 )
             if "counterparty_signature" in fields:
-                _verify_countersignature(lg.log_id, fields, subject, domain, ledger, report)
+                _verify_countersignature(
+                    lg.log_id, lg.shipment, fields, subject, domain, ledger, report
+                )
 
 
 def _verify_countersignature(
     log_id: bytes,
+    shipment: bytes,
     fields: Mapping[str, Any],
     subject: str,
     domain: eip712.Domain,
@@ -591,7 +600,7 @@ def _verify_countersignature(
     report: Report,
 ) -> None:
     try:
-        signed = handoff.parse(log_id, str(fields.get("status")), fields)
+        signed = handoff.parse(log_id, shipment, str(fields.get("status")), fields)
         if signed is None:
             raise FormatError("a countersignature on an event that is not a handoff")
         signed.verify(domain)

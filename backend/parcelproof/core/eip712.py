@@ -5,7 +5,8 @@ docs/proof-bundle.md and must match what the contract and every verifier hash::
 
     EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)
     ParcelEvent(bytes32 logId,bytes32 shipment,uint64 sequence,bytes32 commitment,uint64 eventTime)
-    ParcelHandoff(bytes32 handoffId,bytes32 fromLog,bytes32 toLog,uint64 handoffTime)
+    ParcelHandoff(bytes32 handoffId,bytes32 fromLog,bytes32 fromShipment,bytes32 toLog,
+                  bytes32 toShipment,uint64 handoffTime)
 
 with ``name = "ParcelProof"`` and ``version = "1"``. A handoff is signed by both couriers'
 agents, and each side's event carries the other's signature. Signatures are 65 bytes
@@ -56,7 +57,9 @@ HANDOFF_TYPES: dict[str, list[dict[str, str]]] = {
     HANDOFF_TYPE: [
         {"name": "handoffId", "type": "bytes32"},
         {"name": "fromLog", "type": "bytes32"},
+        {"name": "fromShipment", "type": "bytes32"},
         {"name": "toLog", "type": "bytes32"},
+        {"name": "toShipment", "type": "bytes32"},
         {"name": "handoffTime", "type": "uint64"},
     ]
 }
@@ -116,14 +119,18 @@ class Handoff:
 
     handoff_id: bytes  # 32 random bytes chosen at the scan
     from_log: bytes  # the handing-over courier's log id
+    from_shipment: bytes  # the parcel's shipment reference on that log
     to_log: bytes  # the receiving courier's log id
+    to_shipment: bytes  # the parcel's shipment reference on the receiving log
     handoff_time: int
 
     def __post_init__(self) -> None:
         for what, value in (
             ("handoff id", self.handoff_id),
             ("from log", self.from_log),
+            ("from shipment", self.from_shipment),
             ("to log", self.to_log),
+            ("to shipment", self.to_shipment),
         ):
             if not isinstance(value, bytes | bytearray) or len(value) != 32:
                 raise FormatError(f"{what} must be 32 bytes")
@@ -179,7 +186,9 @@ def handoff_typed_data(domain: Domain, handoff: Handoff) -> dict[str, Any]:
         {
             "handoffId": "0x" + handoff.handoff_id.hex(),
             "fromLog": "0x" + handoff.from_log.hex(),
+            "fromShipment": "0x" + handoff.from_shipment.hex(),
             "toLog": "0x" + handoff.to_log.hex(),
+            "toShipment": "0x" + handoff.to_shipment.hex(),
             "handoffTime": handoff.handoff_time,
         },
     )

@@ -14,7 +14,10 @@ from parcelproof.core.errors import FormatError
 
 OFFERED = "handoff_offered"
 ACCEPTED = "handoff_accepted"
-FIELDS = ("handoff_id", "handoff_time", "counterparty_agent", "counterparty_signature")
+FIELDS = (
+    "handoff_id", "handoff_time", "counterparty_shipment", "counterparty_agent",
+    "counterparty_signature",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,15 @@ def _hex(fields: Mapping[str, JsonValue], name: str, size: int) -> bytes:
     return parse_hex(fields.get(name), f"handoff field {name!r}", size)
 
 
-def parse(log_id: bytes, status: str, fields: Mapping[str, JsonValue]) -> Countersigned | None:
+def parse(
+    log_id: bytes, shipment: bytes, status: str, fields: Mapping[str, JsonValue]
+) -> Countersigned | None:
     """The countersigned handoff an event's fields describe; None for other events.
 
     On ``log_id``'s ``handoff_offered`` the counterparty is ``handoff_to``; on its
-    ``handoff_accepted`` it is ``handoff_from``. FormatError if a field is missing or bad.
+    ``handoff_accepted`` it is ``handoff_from``. The signed struct binds both logs and the
+    parcel's shipment reference on each (``shipment`` here, ``counterparty_shipment`` there),
+    so a countersignature cannot be reused for another parcel. FormatError if a field is bad.
     """
     if status not in (OFFERED, ACCEPTED):
         return None
@@ -49,10 +56,13 @@ def parse(log_id: bytes, status: str, fields: Mapping[str, JsonValue]) -> Counte
     when = fields.get("handoff_time")
     if isinstance(when, bool) or not isinstance(when, int):
         raise FormatError("handoff field 'handoff_time' must be an integer")
+    theirs = _hex(fields, "counterparty_shipment", 32)
     handoff = eip712.Handoff(
         handoff_id=_hex(fields, "handoff_id", 32),
         from_log=log_id if status == OFFERED else other,
+        from_shipment=shipment if status == OFFERED else theirs,
         to_log=other if status == OFFERED else log_id,
+        to_shipment=theirs if status == OFFERED else shipment,
         handoff_time=when,
     )
     agent = _hex(fields, "counterparty_agent", 20)

@@ -14,7 +14,7 @@ CUSTOMER = frozenset(
         "status", "time", "place", "corrects", "corrected_status",
         "pod_photo_sha256", "pod_signature_sha256",
         "handoff_id", "handoff_time", "handoff_to", "handoff_from", "handoff_of",
-        "counterparty_agent", "counterparty_signature",
+        "counterparty_shipment", "counterparty_agent", "counterparty_signature",
     }
 )  # fmt: skip
 

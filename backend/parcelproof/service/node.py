@@ -47,6 +47,7 @@ from parcelproof.service.ports import (
 )
 
 MAX_CLOCK_SKEW = 300
+MAX_BACKDATE = 72 * 3600  # scanners offline for up to three days may still upload
 REQUIRED_FIELDS = ("status", "time")
 
 
@@ -104,16 +105,16 @@ def _token_alphabet_encode(raw: bytes) -> str:
 def _factor_matches(factors: Mapping[str, str], postcode: str | None, token: str | None) -> bool:
     ok = False
     if postcode is not None:
-        ok |= hmac.compare_digest(factors["postcode"], normalize_postcode(postcode))
+        ok |= hmac.compare_digest(
+            factors["postcode"].encode(), normalize_postcode(postcode).encode()
+        )
     if token is not None:
         digest = hashlib.sha256(token.strip().lower().encode()).hexdigest()
-        ok |= hmac.compare_digest(factors["token_sha256"], digest)
+        ok |= hmac.compare_digest(factors["token_sha256"].encode(), digest.encode())
     return ok
 
 
-def _decoy_compare(postcode: str | None, token: str | None) -> None:
-    """Spend what a real comparison spends, for an unknown tracking number."""
-    _factor_matches({"postcode": "", "token_sha256": ""}, postcode, token)
+_DECOY_REF = bytes(32)
 
 
 def normalize_postcode(postcode: str) -> str:
@@ -148,6 +149,7 @@ class CourierNode:
         self._shipment_key = shipment_key
         self._rng = rng
         self.agent_keys: AgentKeyCheck = agent_keys or ledger
+        self._decoy_record: ShipmentRecord | None = None
 
     @property
     def domain(self) -> eip712.Domain:
@@ -225,6 +227,29 @@ class CourierNode:
         factors: dict[str, str] = json.loads(plain)
         return factors
 
+    def _decoy(self) -> ShipmentRecord:
+        """A never-stored shipment, sealed like a real one, for unknown tracking numbers."""
+        if self._decoy_record is None:
+            shipment_id = "decoy-" + uuid.uuid4().hex
+            data_key = envelope.new_data_key(self._rng)
+            factors = {"postcode": "\x00", "token_sha256": "", "code_sha256": ""}
+            self._decoy_record = ShipmentRecord(
+                shipment_id=shipment_id,
+                ref=_DECOY_REF,
+                wrapped_key=envelope.wrap_data_key(self.keyring, data_key, shipment_id, self._rng),
+                sealed_details=b"",
+                sealed_factor=envelope.seal(
+                    data_key,
+                    _dumps(factors),
+                    shipment_id=shipment_id,
+                    event_id="",
+                    purpose="factor",
+                    rng=self._rng,
+                ),
+                created_at=0,
+            )
+        return self._decoy_record
+
     def _shipment(self, tracking_number: str) -> ShipmentRecord:
         record = self.store.shipment_by_ref(shipment_ref(self._shipment_key, tracking_number))
         if record is None:
@@ -291,8 +316,11 @@ class CourierNode:
                 raise FormatError(f"{name} must be 64 lower-case hex digits (a SHA-256 digest)")
         if fields["time"] != event_time:
             raise FormatError("the committed time differs from the signed event time")
-        if event_time > self.clock.now() + MAX_CLOCK_SKEW:
+        now = self.clock.now()
+        if event_time > now + MAX_CLOCK_SKEW:
             raise FormatError("event time lies in the future")
+        if event_time < now - MAX_BACKDATE:
+            raise FormatError(f"event time is more than {MAX_BACKDATE // 3600} hours in the past")
 
         data_key = self._data_key(shipment)
         last = self.store.last_event(shipment.shipment_id)
@@ -307,7 +335,7 @@ class CourierNode:
                 self._factors(shipment, data_key)["code_sha256"], code_digest
             ):
                 raise FormatError("the recipient's confirmation code does not match")
-        countersigned = handoff.parse(self.courier_id, status_value, fields)
+        countersigned = handoff.parse(self.courier_id, shipment.ref, status_value, fields)
         if countersigned is not None:
             countersigned.verify(self.domain)
             if not self.agent_keys.is_agent_key_valid(
@@ -318,6 +346,13 @@ class CourierNode:
                 raise AgentKeyNotValidError(
                     "the counterparty's agent key was not valid for its courier at the handoff"
                 )
+        corrected_to = fields.get("corrected_status")
+        if corrected_to is not None and (
+            not isinstance(corrected_to, str)
+            or corrected_to not in {st.value for st in Status}
+            or corrected_to == Status.CORRECTED.value
+        ):
+            raise FormatError("corrected_status must be a canonical status other than corrected")
         corrects = fields.get("corrects")
         if (status_value == Status.CORRECTED.value) != (corrects is not None):
             raise FormatError("a correction names the event it corrects, and only a correction")
@@ -345,6 +380,11 @@ class CourierNode:
                 f"agent key {agent} is not registered to this courier, revoked or outside its "
                 f"validity window at {event_time}"
             )
+        if not self.agent_keys.is_agent_key_valid(
+            self.courier_id, agent, min(now, event_time + MAX_BACKDATE)
+        ):
+            # A revoked or expired key must not keep recording by backdating its events.
+            raise AgentKeyNotValidError(f"agent key {agent} is no longer valid: revoked or expired")
 
         event_id = event_id or str(uuid.uuid4())
         sealed = envelope.seal(
@@ -492,11 +532,10 @@ class CourierNode:
         except (NotFoundError, FormatError):
             shipment = None
         if shipment is None:
-            _decoy_compare(postcode, access_token)
-            raise nothing
+            shipment = self._decoy()  # the same unwrap, decrypt and compare as a real one
         data_key = self._data_key(shipment)
         factors = self._factors(shipment, data_key)
-        if not _factor_matches(factors, postcode, access_token):
+        if not _factor_matches(factors, postcode, access_token) or shipment.ref == _DECOY_REF:
             raise nothing
         return self._log_view(shipment, data_key, reveal)
 

@@ -17,6 +17,7 @@ const ZERO32 = '0x' + '00'.repeat(32);
 const OFFERED = 'handoff_offered';
 const ACCEPTED = 'handoff_accepted';
 export const OFFLINE = 'offline: not read from the chain';
+export const PENDING = 'pending: not yet in an anchored checkpoint, so nothing on chain vouches for it yet';
 
 /** The input is not a well-formed version-1 bundle: nothing can be concluded from it. */
 export class FormatError extends Error {
@@ -375,7 +376,8 @@ const EVENT_TYPES = {
 const HANDOFF_TYPES = {
   ParcelHandoff: [
     { name: 'handoffId', type: 'bytes32' }, { name: 'fromLog', type: 'bytes32' },
-    { name: 'toLog', type: 'bytes32' }, { name: 'handoffTime', type: 'uint64' },
+    { name: 'fromShipment', type: 'bytes32' }, { name: 'toLog', type: 'bytes32' },
+    { name: 'toShipment', type: 'bytes32' }, { name: 'handoffTime', type: 'uint64' },
   ],
 };
 
@@ -400,7 +402,7 @@ function verifySigner(digest, signature, expected) {
 }
 
 /** The countersigned handoff an event's revealed fields describe; null for other events. */
-function parseHandoff(logId, status, fields) {
+function parseHandoff(logId, shipment, status, fields) {
   if (status !== OFFERED && status !== ACCEPTED) return null;
   const field = (name, size) => parseHex(fields.get(name), `handoff field '${name}'`, size);
   const other = field(status === OFFERED ? 'handoff_to' : 'handoff_from', 32);
@@ -409,13 +411,16 @@ function parseHandoff(logId, status, fields) {
     throw new FormatError("handoff field 'handoff_time' must be an integer");
   }
   const handoffId = field('handoff_id', 32);
+  const theirs = field('counterparty_shipment', 32);
   if (other === logId) throw new FormatError('a handoff needs two different couriers');
   if (when < 0) throw new FormatError(`handoff time ${when} outside [0, 2^64)`);
   return {
     message: {
       handoffId,
       fromLog: status === OFFERED ? logId : other,
+      fromShipment: status === OFFERED ? shipment : theirs,
       toLog: status === OFFERED ? other : logId,
+      toShipment: status === OFFERED ? theirs : shipment,
       handoffTime: when,
     },
     counterpartyLog: other,
@@ -527,6 +532,10 @@ async function verifyLog(lg, domain, ledger, report) {
         throw new CheckFailed(`event #${ev.sequence} commitment mismatch: ` +
           `expected ${ev.commitment.slice(2)}, calculated ${calculated.slice(2)}`);
       }
+      const shown = ev.revealed.find((f) => f.name === 'time');
+      if (shown !== undefined && shown.value !== ev.eventTime) {
+        throw new CheckFailed(`the revealed time ${JSON.stringify(shown.value)} differs from the signed eventTime`);
+      }
     });
     await run(report, 'signature', subject, () => {
       const { sequence, commitment, eventTime } = ev;
@@ -540,7 +549,7 @@ async function verifyLog(lg, domain, ledger, report) {
       report.add('agent-key', subject, valid, valid ? '' : `${ev.agent} was not a valid key of this courier then`);
     }
     if (ev.proof === null) {
-      report.add('inclusion', subject, true, 'pending: not yet in an anchored checkpoint');
+      report.skip('inclusion', subject, PENDING);
       continue;
     }
     await run(report, 'inclusion', subject, async () => {
@@ -568,16 +577,16 @@ async function verifyHandoffs(lg, commitments, domain, ledger, report) {
       report.add('handoff', subject, ok, ok ? '' : 'the offered event is not in the bundle');
     }
     if (fields.has('counterparty_signature')) {
-      await verifyCountersignature(lg.logId, fields, subject, domain, ledger, report);
+      await verifyCountersignature(lg.logId, lg.shipment, fields, subject, domain, ledger, report);
     }
   }
 }
 
-async function verifyCountersignature(logId, fields, subject, domain, ledger, report) {
+async function verifyCountersignature(logId, shipment, fields, subject, domain, ledger, report) {
   let signed;
   try {
     const status = fields.get('status');
-    signed = parseHandoff(logId, typeof status === 'string' ? status : null, fields);
+    signed = parseHandoff(logId, shipment, typeof status === 'string' ? status : null, fields);
     if (signed === null) throw new FormatError('a countersignature on an event that is not a handoff');
     verifySigner(TypedDataEncoder.hash(domain, HANDOFF_TYPES, signed.message), signed.signature, signed.agent);
   } catch (e) {
