@@ -342,3 +342,20 @@ def test_deeply_nested_json_is_refused_before_parsing(api: Api) -> None:
     fine = api.client.post("/v1/verify", json={"a": [[["x"]]], "s": "[[[[[[" * 50})
     _problem(fine, 422)  # parsed normally: not a bundle, but no depth refusal
     assert "nested deeper" not in fine.text
+
+
+def test_lookups_are_rate_limited_per_parcel_and_per_client(api: Api) -> None:
+    _create(api)
+    wrong = {"tracking_number": PARCEL, "postcode": "0000"}
+    statuses = [api.client.post("/v1/lookup", json=wrong).status_code for _ in range(11)]
+    assert statuses == [404] * 10 + [429]  # guessing one parcel's postcode stops at 10/min
+    limited = api.client.post("/v1/lookup", json={"tracking_number": PARCEL, "postcode": POSTCODE})
+    body = _problem(limited, 429)
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert "too many requests" in body["detail"]
+    other = [  # other parcels still answer until the client's own budget (60/min) is spent
+        api.client.post("/v1/lookup", json={"tracking_number": f"PPX{i}", "postcode": "1"})
+        for i in range(60)
+    ]
+    assert {r.status_code for r in other[:48]} == {404}
+    assert other[-1].status_code == 429

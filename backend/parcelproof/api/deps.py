@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from parcelproof.api.ratelimit import PublicLimits
 from parcelproof.core.bundle import LedgerView
 from parcelproof.service import credentials
 from parcelproof.service.credentials import ApiClients
@@ -23,6 +24,7 @@ class NodeServices:
     node: CourierNode
     ledger: LedgerView
     clients: ApiClients
+    limits: PublicLimits = field(default_factory=PublicLimits)
 
 
 def _services(request: Request) -> NodeServices:

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from parcelproof.api.ratelimit import RateLimitedError
 from parcelproof.core.errors import (
     AgentKeyNotValidError,
     ChainError,
@@ -31,6 +32,7 @@ log = logging.getLogger("parcelproof.api")
 
 # Most specific first: the first matching class decides status and type.
 _MAPPING: list[tuple[type[Error], int, str, str]] = [
+    (RateLimitedError, 429, "too-many-requests", "Too many requests"),
     (AuthenticationError, 401, "unauthorized", "Unauthorized"),
     (ScopeError, 403, "forbidden", "Forbidden"),
     (NotFoundError, 404, "not-found", "Not found"),
@@ -53,10 +55,10 @@ def problem(status: int, kind: str, title: str, detail: str = "", **extra: Any) 
     body["status"] = status
     if detail:
         body["detail"] = detail
-    body.update(extra)
-    headers = {"Retry-After": "5"} if status == 503 else None
+    headers = {"Retry-After": str(extra.pop("retry_after", 5))} if status in (429, 503) else None
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
+    body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -65,6 +67,8 @@ def problem_for(error: Error) -> JSONResponse:
     for cls, status, kind, title in _MAPPING:
         if isinstance(error, cls):
             detail = str(error) if status < 500 else ""
+            if isinstance(error, RateLimitedError):
+                return problem(status, kind, title, detail, retry_after=error.retry_after)
             return problem(status, kind, title, detail)
     return problem(500, "internal", "Internal error")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from parcelproof.api import schemas as s
@@ -117,7 +117,9 @@ def anchor_now(services: Services, _: CanAnchor) -> s.CheckpointOut | None:
     )
 
 
-def _lookup(body: s.LookupIn, services: NodeServices) -> LookupResult:
+def _lookup(body: s.LookupIn, services: NodeServices, request: Request) -> LookupResult:
+    services.limits.client(_address(request))
+    services.limits.parcel(body.tracking_number)
     return lookup(
         [services.node],
         services.ledger,
@@ -128,9 +130,9 @@ def _lookup(body: s.LookupIn, services: NodeServices) -> LookupResult:
 
 
 @public.post("/lookup")
-def lookup_parcel(body: s.LookupIn, services: Services) -> s.LookupOut:
+def lookup_parcel(body: s.LookupIn, services: Services, request: Request) -> s.LookupOut:
     """Timeline and verified proof bundle for a tracking number plus a second factor."""
-    return _lookup_out(_lookup(body, services))
+    return _lookup_out(_lookup(body, services, request))
 
 
 @courier.post("/evidence")
@@ -160,9 +162,9 @@ def _lookup_out(result: LookupResult) -> s.LookupOut:
 
 
 @public.post("/lookup/bundle", response_model=None)
-def download_bundle(body: s.LookupIn, services: Services) -> Response:
+def download_bundle(body: s.LookupIn, services: Services, request: Request) -> Response:
     """The parcel's proof bundle as a file (verified here first; 409 if nothing anchored)."""
-    result = _lookup(body, services)
+    result = _lookup(body, services, request)
     if result.bundle is None or result.report is None:
         raise ConflictError("no event of this parcel is anchored yet: try again shortly")
     if not result.report.ok:
@@ -175,10 +177,15 @@ def download_bundle(body: s.LookupIn, services: Services) -> Response:
 
 
 @public.post("/verify")
-async def verify(bundle: dict[str, Any], services: Services) -> dict[str, Any]:
+async def verify(bundle: dict[str, Any], services: Services, request: Request) -> dict[str, Any]:
     """Verify any proof bundle against this node's ledger; returns a per-check report."""
+    services.limits.client(_address(request))
     report = await run_in_threadpool(verify_bundle, bundle, services.ledger)
     return report.to_json()
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _body(response: Any) -> dict[str, Any]:
