@@ -624,8 +624,3 @@ def _maybe_hex32(value: str) -> bytes | None:
         return parse_hex(value, "reference", 32)
     except FormatError:
         return None
-
-
-def leaf_of(commitment: bytes) -> bytes:
-    """The RFC 9162 leaf hash of an event commitment (the commitment is the leaf data)."""
-    return merkle.leaf_hash(commitment)

@@ -76,15 +76,6 @@ class MemoryStore:
     def event_by_id(self, event_id: str) -> EventRecord | None:
         return self._by_id.get(event_id)
 
-    def replace_event(self, record: EventRecord) -> None:
-        """Overwrite a stored event in place (only tamper drills use this)."""
-        events = self._events[record.shipment_id]
-        for i, e in enumerate(events):
-            if e.event_id == record.event_id:
-                events[i] = self._by_id[e.event_id] = replace(record)
-                return
-        raise NotFoundError(f"no event {record.event_id}")
-
     def append_event(self, record: EventRecord, leaf_hash: bytes) -> EventRecord:
         with self._lock:
             events = self._events.get(record.shipment_id)
