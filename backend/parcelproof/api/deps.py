@@ -1,10 +1,10 @@
-"""Dependencies of the routers: the node's services and the caller's credential."""
+"""Dependencies of the routers: the node's services and the caller's principal."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -12,9 +12,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from parcelproof.api.ratelimit import PublicLimits
 from parcelproof.core.bundle import LedgerView
 from parcelproof.service import credentials
+from parcelproof.service.authz import AuthenticationError, Principal
 from parcelproof.service.credentials import ApiClients
 from parcelproof.service.node import CourierNode
-from parcelproof.service.ports import ApiClientRecord
+
+
+class StaffSessions(Protocol):
+    """Resolves a staff bearer token (``pps_…``) to its principal."""
+
+    def principal(self, token: str) -> Principal: ...
 
 
 @dataclass
@@ -25,6 +31,7 @@ class NodeServices:
     ledger: LedgerView
     clients: ApiClients
     limits: PublicLimits = field(default_factory=PublicLimits)
+    staff: StaffSessions | None = None
 
 
 def _services(request: Request) -> NodeServices:
@@ -36,21 +43,39 @@ Services = Annotated[NodeServices, Depends(_services)]
 _bearer = HTTPBearer(auto_error=False)
 
 
-def require(scope: str) -> Callable[..., ApiClientRecord]:
-    """A dependency that authenticates the bearer token and checks ``scope``."""
+def authenticate(services: NodeServices, token: str) -> Principal:
+    """The principal a bearer token stands for: a machine client (``ppk_``) or a staff
+    session (``pps_``). Anything else is the same 401."""
+    if token.startswith(credentials.PREFIX + "_"):
+        return credentials.principal(credentials.authenticate_client(services.clients, token))
+    if token.startswith("pps_") and services.staff is not None:
+        return services.staff.principal(token)
+    raise AuthenticationError("invalid credentials")
+
+
+def require(permission: str) -> Callable[..., Principal]:
+    """A dependency that authenticates the bearer token and checks ``permission``."""
 
     def dependency(
         services: Services,
         auth: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> ApiClientRecord:
+    ) -> Principal:
         if auth is None:
-            raise credentials.AuthenticationError("missing bearer credentials")
-        return credentials.authenticate(services.clients, auth.credentials, scope)
+            raise AuthenticationError("missing bearer credentials")
+        principal = authenticate(services, auth.credentials)
+        principal.check(permission)
+        return principal
 
+    dependency.__name__ = f"require_{permission.replace(':', '_')}"
     return dependency
 
 
-CanWriteShipments = Annotated[ApiClientRecord, Depends(require("shipments:write"))]
-CanWriteEvents = Annotated[ApiClientRecord, Depends(require("events:write"))]
-CanAnchor = Annotated[ApiClientRecord, Depends(require("anchor:write"))]
-CanRead = Annotated[ApiClientRecord, Depends(require("read"))]
+CanWriteShipments = Annotated[Principal, Depends(require("shipments:write"))]
+CanWriteEvents = Annotated[Principal, Depends(require("events:write"))]
+CanAnchor = Annotated[Principal, Depends(require("anchor:write"))]
+CanRead = Annotated[Principal, Depends(require("read"))]
+CanExport = Annotated[Principal, Depends(require("privacy:export"))]
+CanErase = Annotated[Principal, Depends(require("privacy:erase"))]
+CanReadAudit = Annotated[Principal, Depends(require("audit:read"))]
+CanManageStaff = Annotated[Principal, Depends(require("staff:manage"))]
+CanEnrol = Annotated[Principal, Depends(require("mfa:enrol"))]

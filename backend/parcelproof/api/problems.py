@@ -25,7 +25,7 @@ from parcelproof.core.errors import (
     TransitionError,
     VerificationError,
 )
-from parcelproof.service.credentials import AuthenticationError, ScopeError
+from parcelproof.service.authz import AuthenticationError, PermissionDeniedError
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("parcelproof.api")
@@ -34,7 +34,7 @@ log = logging.getLogger("parcelproof.api")
 _MAPPING: list[tuple[type[Error], int, str, str]] = [
     (RateLimitedError, 429, "too-many-requests", "Too many requests"),
     (AuthenticationError, 401, "unauthorized", "Unauthorized"),
-    (ScopeError, 403, "forbidden", "Forbidden"),
+    (PermissionDeniedError, 403, "forbidden", "Forbidden"),
     (NotFoundError, 404, "not-found", "Not found"),
     (ConflictError, 409, "conflict", "Conflict"),
     (TransitionError, 422, "illegal-transition", "Illegal status transition"),

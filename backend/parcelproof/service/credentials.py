@@ -8,18 +8,32 @@ import secrets
 from collections.abc import Sequence
 from typing import Protocol
 
-from parcelproof.core.errors import Error
+from parcelproof.service.authz import (
+    API_CLIENT,
+    CLIENT_SCOPES,
+    AuthenticationError,
+    PermissionDeniedError,
+    Principal,
+)
 from parcelproof.service.ports import ApiClientRecord
 
 PREFIX = "ppk"
-SCOPES = frozenset({"shipments:write", "events:write", "anchor:write", "read"})
+SCOPES = CLIENT_SCOPES
+
+__all__ = [
+    "PREFIX",
+    "SCOPES",
+    "ApiClients",
+    "AuthenticationError",
+    "ScopeError",
+    "authenticate",
+    "authenticate_client",
+    "issue",
+    "principal",
+]
 
 
-class AuthenticationError(Error):
-    """Missing, malformed, unknown or revoked credential (always the same answer)."""
-
-
-class ScopeError(Error):
+class ScopeError(PermissionDeniedError):
     """The credential is valid but lacks the scope this operation needs."""
 
 
@@ -46,8 +60,8 @@ def issue(clients: ApiClients, name: str, scopes: set[str] | frozenset[str]) -> 
     return f"{PREFIX}_{client_id}_{secret}"
 
 
-def authenticate(clients: ApiClients, token: str, scope: str) -> ApiClientRecord:
-    """Return the client a bearer token belongs to, if it holds ``scope``."""
+def authenticate_client(clients: ApiClients, token: str) -> ApiClientRecord:
+    """Return the active client a bearer token belongs to (constant-time secret check)."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX:
         raise AuthenticationError("invalid credentials")
@@ -56,6 +70,17 @@ def authenticate(clients: ApiClients, token: str, scope: str) -> ApiClientRecord
     expected = client.secret_hash if client else hashlib.sha256(b"decoy").digest()
     if not hmac.compare_digest(presented, expected) or client is None or not client.active:
         raise AuthenticationError("invalid credentials")
+    return client
+
+
+def authenticate(clients: ApiClients, token: str, scope: str) -> ApiClientRecord:
+    """Return the client a bearer token belongs to, if it holds ``scope``."""
+    client = authenticate_client(clients, token)
     if scope not in client.scopes:
         raise ScopeError(f"this credential lacks the {scope!r} scope")
     return client
+
+
+def principal(client: ApiClientRecord) -> Principal:
+    """The principal a machine client acts as: role courier-api-client, its scopes."""
+    return Principal("client", client.client_id, API_CLIENT, frozenset(client.scopes))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
+    Integer,
     LargeBinary,
     MetaData,
     SmallInteger,
@@ -148,3 +150,134 @@ class ApiClientRow(Base):
     scopes: Mapped[str] = mapped_column(Text, nullable=False)  # comma-separated, sorted
     created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+# --- staff accounts (revision 0002) ----------------------------------------------------------
+
+STAFF_ROLES = ("courier-operator", "dispute-resolver", "consortium-admin")
+SESSION_KINDS = ("pending", "session")
+
+
+class StaffUserRow(Base):
+    """A person operating the node: argon2id password hash, role, sealed TOTP secret, lockout."""
+
+    __tablename__ = "staff_users"
+    __table_args__ = (
+        UniqueConstraint("log_id", "username"),
+        CheckConstraint(
+            "role IN ('courier-operator', 'dispute-resolver', 'consortium-admin')",
+            name="role_known",  # keep in step with STAFF_ROLES
+        ),
+        CheckConstraint("failed_attempts >= 0", name="failed_attempts_not_negative"),
+    )
+
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    log_id: Mapped[bytes] = _log_id()
+    username: Mapped[str] = mapped_column(String(100), nullable=False)
+    role: Mapped[str] = mapped_column(String(32), nullable=False)
+    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    # The TOTP secret, sealed under the node's key-encryption keyring; NULL until enrolled.
+    totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    totp_confirmed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # The last TOTP time step accepted: a code of that step or earlier is a replay.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    locked_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    disabled_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class StaffRecoveryCodeRow(Base):
+    """A single-use recovery code of a staff user, kept only as a SHA-256 (80 random bits)."""
+
+    __tablename__ = "staff_recovery_codes"
+
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("staff_users.user_id"), primary_key=True
+    )
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class StaffPasskeyRow(Base):
+    """A WebAuthn credential (passkey) of a staff user: its public key and signature counter."""
+
+    __tablename__ = "staff_passkeys"
+
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("staff_users.user_id"), nullable=False
+    )
+    public_key: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    sign_count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class StaffSessionRow(Base):
+    """A staff login: a pending one (password checked, second factor due) or a short-lived
+    session; only the SHA-256 of its bearer secret is kept."""
+
+    __tablename__ = "staff_sessions"
+    __table_args__ = (CheckConstraint("kind IN ('pending', 'session')", name="kind_known"),)
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("staff_users.user_id"), nullable=False
+    )
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    mfa: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    # A WebAuthn challenge awaiting its answer (registration or assertion), if any.
+    challenge: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    expires_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+# --- audit log and erasure (revision 0002) ---------------------------------------------------
+
+
+class AuditEntryRow(Base):
+    """One entry of the node's hash-chained audit log (no personal data: ids and actions)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (CheckConstraint("seq >= 0", name="seq_not_negative"),)
+
+    log_id: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    actor: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    target: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, nullable=False)  # canonical JSON
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    entry_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class AuditAnchorRow(Base):
+    """An audit-log head (size, hash) sent to the ledger, and where it was mined."""
+
+    __tablename__ = "audit_anchors"
+    __table_args__ = (CheckConstraint("size > 0", name="size_positive"),)
+
+    log_id: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    head: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    tx_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class ErasureRow(Base):
+    """A shipment whose keys were destroyed: when, why, and the signed erasure receipt."""
+
+    __tablename__ = "erasures"
+
+    shipment_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("shipments.shipment_id"), primary_key=True
+    )
+    log_id: Mapped[bytes] = _log_id()
+    erased_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    receipt: Mapped[str] = mapped_column(Text, nullable=False)  # JSON, signed
