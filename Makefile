@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup setup-node demo demo-anvil test test-js test-fast lint fmt gas contracts clean
+.PHONY: setup setup-node demo demo-anvil test test-js test-fast lint lint-contracts slither fmt gas contracts clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,10 +40,19 @@ test-js: setup-node
 test-fast: setup
 	$(PY) -m pytest -q -m "not anvil" tests/unit
 
-lint: setup
+lint: setup lint-contracts slither
 	$(VENV)/bin/ruff check backend tests scripts
 	$(VENV)/bin/ruff format --check backend tests scripts
 	$(VENV)/bin/mypy
+
+## Contract checks (docs/security-checks.md): solhint, pinned in package.json, rules in .solhint.json;
+## Slither in its own venv (.venv/slither, made on first use), compiling with the npm solc, each
+## accepted finding triaged in scripts/slither.py.
+lint-contracts: setup-node
+	node_modules/.bin/solhint --disc --noPoster --max-warnings 0 'contracts/**/*.sol'
+
+slither: setup setup-node
+	$(PY) scripts/slither.py
 
 fmt: setup
 	$(VENV)/bin/ruff format backend tests scripts

@@ -85,7 +85,8 @@ def _file(path: str, extra: dict[str, str] | None = None) -> FileResponse:
 
 
 def web_router(public_rpc_url: str | None, chain_id: int, ledger: str) -> APIRouter:
-    """Routes for the customer page: ``/``, ``/static/{path}`` and ``GET /v1/config``.
+    """Routes for the customer page: ``/``, its ``/privacy`` notice and ``/help/verify``
+    guide (same policy), ``/static/{path}`` and ``GET /v1/config``.
 
     ``public_rpc_url`` is a JSON-RPC endpoint a customer's browser may call (CORS open), or
     None when there is none: the page then runs only the checks that need no chain.
@@ -101,6 +102,14 @@ def web_router(public_rpc_url: str | None, chain_id: int, ledger: str) -> APIRou
     @router.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return _file("index.html", csp)
+
+    @router.get("/privacy", include_in_schema=False)
+    def privacy() -> FileResponse:
+        return _file("privacy.html", csp)
+
+    @router.get("/help/verify", include_in_schema=False)
+    def verify_help() -> FileResponse:
+        return _file("verify-help.html", csp)
 
     @router.get("/static/{path:path}", include_in_schema=False)
     def static(path: str) -> FileResponse:
