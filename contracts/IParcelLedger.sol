@@ -5,7 +5,7 @@ pragma solidity 0.8.30;
  * @title IParcelLedger
  * @notice Consortium ledger of ParcelProof: courier membership, agent signing keys with validity
  * windows, RFC 9162 checkpoints of each courier's append-only Merkle log (consistency enforced on
- * chain), and dispute records.
+ * chain), the head of each courier node's hash-chained audit log, and dispute records.
  * @dev Nothing personal is ever stored or logged: only identifiers, addresses, tree sizes, Merkle
  * roots and hashes. A courier's `courierId` is also the identifier of its Merkle log. All times
  * are block timestamps in seconds.
@@ -134,6 +134,14 @@ interface IParcelLedger {
     );
 
     /**
+     * @notice Emitted when a courier anchors the head of its node's audit log.
+     * @param courierId The courier.
+     * @param size The number of audit entries the head covers.
+     * @param head The hash of the audit entry at index `size - 1`, which chains all before it.
+     */
+    event AuditHeadAnchored(bytes32 indexed courierId, uint64 size, bytes32 head);
+
+    /**
      * @notice Emitted when a dispute is opened.
      * @param disputeId The dispute identifier.
      * @param courierId The courier whose records are disputed.
@@ -260,6 +268,14 @@ interface IParcelLedger {
      * @param size The unknown size.
      */
     error ParcelLedgerUnknownCheckpoint(bytes32 courierId, uint64 size);
+
+    /**
+     * @notice An audit head must cover strictly more entries than the courier's previous one.
+     * @param courierId The courier.
+     * @param previousSize The size of the latest anchored audit head.
+     * @param size The rejected size.
+     */
+    error ParcelLedgerAuditSizeNotIncreasing(bytes32 courierId, uint64 previousSize, uint64 size);
 
     /**
      * @notice A dispute with this identifier already exists.
@@ -475,6 +491,36 @@ interface IParcelLedger {
         bytes32 root2,
         bytes32[] calldata proof
     ) external view returns (bool);
+
+    // ------------------------------------------------------------------------------------------
+    // Audit log
+    // ------------------------------------------------------------------------------------------
+
+    /**
+     * @notice Anchors the head of the caller's courier node's hash-chained audit log, so that a
+     * later edit, deletion or reordering of its first `size` entries is detectable.
+     * @dev The courier is derived from `msg.sender`, with the same checks as {anchorCheckpoint}
+     * ({ParcelLedgerUnauthorizedAccount}, {ParcelLedgerInactiveCourier}). The size must strictly
+     * grow ({ParcelLedgerAuditSizeNotIncreasing}), so the first head has a size of at least one.
+     * Only the latest head is stored; every head stays in the {AuditHeadAnchored} logs.
+     * Emits {AuditHeadAnchored}.
+     * @param size The number of entries the head covers.
+     * @param head The hash of the entry at index `size - 1`.
+     */
+    function anchorAuditHead(uint64 size, bytes32 head) external;
+
+    /**
+     * @notice Returns the latest audit-log head a courier anchored.
+     * @dev Reverts with {ParcelLedgerUnknownCourier}. All values are zero before the first one.
+     * @param courierId The courier.
+     * @return size The number of entries the head covers.
+     * @return head The hash of the entry at index `size - 1`.
+     * @return anchoredAt Block timestamp of the anchoring.
+     */
+    function latestAuditHead(bytes32 courierId)
+        external
+        view
+        returns (uint64 size, bytes32 head, uint64 anchoredAt);
 
     // ------------------------------------------------------------------------------------------
     // Disputes

@@ -14,7 +14,7 @@ import {RFC9162} from "./RFC9162.sol";
  *
  * Storage per courier is two slots (account + admission time; removal time + latest checkpoint
  * summary), so anchoring touches the account index, the summary slot, the previous root and the
- * new root only.
+ * new root only. The latest audit-log head takes two more (size + time; head).
  */
 contract ParcelLedger is AccessControl, IParcelLedger {
     /// @inheritdoc IParcelLedger
@@ -32,12 +32,22 @@ contract ParcelLedger is AccessControl, IParcelLedger {
         uint64 checkpointCount;
     }
 
+    /// @dev Latest audit-log head of a courier: size and time share a slot, the head takes one.
+    struct AuditHeadRecord {
+        // slot 0
+        uint64 size;
+        uint64 anchoredAt;
+        // slot 1
+        bytes32 head;
+    }
+
     mapping(bytes32 courierId => CourierRecord) private _couriers;
     mapping(address account => bytes32 courierId) private _courierOf;
     mapping(address account => bytes32 courierId) private _retiredAccounts;
     mapping(bytes32 courierId => mapping(uint64 size => bytes32 root)) private _roots;
     mapping(address agent => AgentKey) private _agentKeys;
     mapping(bytes32 disputeId => Dispute) private _disputes;
+    mapping(bytes32 courierId => AuditHeadRecord) private _auditHeads;
 
     /**
      * @param admin The consortium admin, granted `DEFAULT_ADMIN_ROLE`.
@@ -230,6 +240,33 @@ contract ParcelLedger is AccessControl, IParcelLedger {
         bytes32[] calldata proof
     ) external view returns (bool) {
         return RFC9162.verifyConsistency(size1, size2, root1, root2, proof);
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Audit log
+    // ------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IParcelLedger
+    function anchorAuditHead(uint64 size, bytes32 head) external {
+        (bytes32 courierId, ) = _senderCourier();
+        AuditHeadRecord storage record = _auditHeads[courierId];
+        uint64 previousSize = record.size;
+        if (size <= previousSize) revert ParcelLedgerAuditSizeNotIncreasing(courierId, previousSize, size);
+        record.size = size;
+        record.anchoredAt = uint64(block.timestamp);
+        record.head = head;
+        emit AuditHeadAnchored(courierId, size, head);
+    }
+
+    /// @inheritdoc IParcelLedger
+    function latestAuditHead(bytes32 courierId)
+        external
+        view
+        returns (uint64 size, bytes32 head, uint64 anchoredAt)
+    {
+        _knownCourier(courierId);
+        AuditHeadRecord storage record = _auditHeads[courierId];
+        return (record.size, record.head, record.anchoredAt);
     }
 
     // ------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Write the proof-bundle test vectors (tests/vectors/bundles/): one valid bundle and one per
-kind of mutation, each with the ledger facts it is checked against and the expected outcome.
+kind of mutation, each with the ledger facts it is checked against and the expected outcome;
+the same for the bundle left after the first courier erased the parcel (crypto-shredding).
 
 Run `python scripts/make_bundle_vectors.py` to regenerate (keys and salts are fresh each time;
 the expectations are not). Every verifier (Python, JavaScript) must reproduce the outcomes.
@@ -23,9 +24,11 @@ from parcelproof.demo import courier_id
 from parcelproof.service.agent import Agent
 from parcelproof.service.lookup import lookup
 from parcelproof.service.node import CourierNode
+from parcelproof.service.privacy import verify_receipt
 from parcelproof.store.memory import MemoryStore
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "bundles"
+RECEIPTS = OUT.parent / "receipts"
 CHAIN_ID, LEDGER = 31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 NOW = 1_790_000_000
 DAY = 86400
@@ -100,11 +103,13 @@ def _node(ledger: _RecordingLedger, name: str) -> CourierNode:
         shipment_key=secrets.token_bytes(32),
         store=MemoryStore(),
         clock=_Clock(),
+        erasure_signer=secrets.token_bytes(32),
     )
 
 
-def build() -> tuple[dict[str, Any], dict[str, Any]]:
-    """A parcel picked up by A, handed to B (countersigned), delivered by B."""
+def build() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A parcel picked up by A, handed to B (countersigned), delivered by B; then the bundle
+    again after A erased its details (B still holds them)."""
     ledger = _RecordingLedger()
     a, b = _node(ledger, "Vector Courier A"), _node(ledger, "Vector Courier B")
     agent_a, agent_b = Agent(secrets.token_bytes(32)), Agent(secrets.token_bytes(32))
@@ -162,7 +167,11 @@ def build() -> tuple[dict[str, Any], dict[str, Any]]:
     result = lookup([a, b], ledger, parcel, postcode)
     if result.bundle is None or result.report is None or not result.report.ok:
         raise RuntimeError("the generated bundle does not verify")
-    return result.bundle, ledger.snapshot().to_json()
+    receipt = a.erase(parcel, "request")
+    erased = lookup([a, b], ledger, parcel, postcode)
+    if erased.bundle is None or erased.report is None or not erased.report.ok:
+        raise RuntimeError("the bundle of the erased parcel does not verify")
+    return result.bundle, erased.bundle, ledger.snapshot().to_json(), receipt.to_json()
 
 
 def _flip_hex(value: str, at: int = 10) -> str:
@@ -260,8 +269,57 @@ MUTATIONS: dict[str, tuple[str, Mutation, list[str] | None]] = {
 }
 
 
+def _erased_event(b: dict[str, Any], at: int = 0) -> dict[str, Any]:
+    event: dict[str, Any] = b["logs"][0]["events"][at]
+    if event.get("erased") is not True:
+        raise RuntimeError("courier A's events should be erased in this bundle")
+    return event
+
+
+#: Mutations of the bundle left after courier A erased the parcel (B still holds it).
+ERASED_MUTATIONS: dict[str, tuple[str, Mutation, list[str] | None]] = {
+    "erased-commitment-changed": (
+        "one byte of an erased event's commitment was flipped: its signature, its inclusion "
+        "and the next event's hash-chain link no longer hold",
+        lambda b, lg: _erased_event(b).update(commitment=_flip_hex(_erased_event(b)["commitment"])),
+        ["hash-chain", "inclusion", "signature"],
+    ),
+    "erased-signature-swapped": (
+        "an erased event carries the signature of another erased event",
+        lambda b, lg: _erased_event(b, 1).update(signature=_erased_event(b, 0)["signature"]),
+        ["signature"],
+    ),
+    "erased-with-fields": (
+        "an event marked erased still reveals a field: unusable input",
+        lambda b, lg: _erased_event(b)["revealed"].append(
+            {"name": "status", "value": "picked_up", "salt": "A" * 43}
+        ),
+        None,
+    ),
+    "erased-false": (
+        'an event says "erased": false (the key is present only as true): unusable input',
+        lambda b, lg: _erased_event(b).update(erased=False),
+        None,
+    ),
+}
+
+
 def main() -> int:
-    bundle, ledger = build()
+    bundle, erased, ledger, receipt = build()
+    RECEIPTS.mkdir(parents=True, exist_ok=True)
+    verify_receipt(receipt)
+    (RECEIPTS / "erasure-receipt.json").write_text(
+        json.dumps(
+            {
+                "description": "courier A's receipt for erasing the parcel of "
+                "valid-erased-sender-log; courierAccount is A's anchoring account on the ledger",
+                "courierAccount": receipt["signer"],
+                "receipt": receipt,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*.json"):
         old.unlink()
@@ -273,13 +331,26 @@ def main() -> int:
             [],
         )
     }
-    for name, (desc, mutate, failed) in {**MUTATIONS, **cases}.items():
-        b, lg = copy.deepcopy(bundle), copy.deepcopy(ledger)
+    erased_cases = {
+        "valid-erased-sender-log": (
+            "the same parcel after courier A erased its details: A's events keep their "
+            "commitments, signatures, hash chain and inclusion proofs but no field; every check "
+            "passes and A's commitment checks are skipped as erased",
+            None,
+            [],
+        )
+    }
+    runs = [(bundle, name, case) for name, case in {**MUTATIONS, **cases}.items()]
+    runs += [(erased, name, case) for name, case in {**ERASED_MUTATIONS, **erased_cases}.items()]
+    for source, name, (desc, mutate, failed) in runs:
+        b, lg = copy.deepcopy(source), copy.deepcopy(ledger)
         if mutate is not None:
             mutate(b, lg)
+        complete = False
         try:
             report = verify_bundle(b, LedgerSnapshot.from_json(lg))
             got: list[str] | None = sorted({c.name for c in report.failures})
+            complete = not report.skipped
         except FormatError:
             got = None
         if got != (sorted(failed) if failed is not None else None):
@@ -289,6 +360,7 @@ def main() -> int:
             "valid": failed == [],
             "usable": failed is not None,
             "failedChecks": sorted(failed) if failed is not None else [],
+            "complete": complete,  # false when a check was skipped (an erased event's)
         }
         prefix = "valid" if failed == [] else ("malformed" if failed is None else "invalid")
         path = OUT / f"{name if prefix == 'valid' else prefix + '-' + name}.json"

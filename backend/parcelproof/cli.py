@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import ipaddress
 import logging
 import os
 import secrets
+import shlex
 import signal
 import socket
 import sys
@@ -26,11 +28,13 @@ from rich.text import Text
 
 from parcelproof import cli_verify
 from parcelproof.core.errors import Error, FormatError, NetworkError
+from parcelproof.service.audit import AuditAction
 from parcelproof.settings import ConfigurationError
 
 if TYPE_CHECKING:
     import httpx
     from fastapi import FastAPI
+    from sqlalchemy import Engine
 
     from parcelproof.service.wiring import NodeRuntime
     from parcelproof.settings import Settings
@@ -234,9 +238,27 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _url(sock: socket.socket) -> str:
+def _url(sock: socket.socket, *, https: bool = False) -> str:
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if https else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def _is_loopback(sock: socket.socket) -> bool:
+    """Whether the socket listens on this machine only (127.0.0.0/8, ::1)."""
+    return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
+
+
+def _plain_http_banner(out: Console, url: str) -> None:
+    rule = "!" * 78
+    out.print(rule, style="bold red")
+    out.print(
+        f"WARNING: plain HTTP on {url}, reachable from other machines: bearer tokens, "
+        "postcodes and parcel details would cross the network in clear. Terminate TLS in "
+        "front of this node (a reverse proxy), or pass --tls-cert and --tls-key.",
+        style="bold red",
+    )
+    out.print(rule, style="bold red")
 
 
 @contextlib.contextmanager
@@ -256,11 +278,17 @@ def _signals_absorbed() -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
-def _run_uvicorn(api: FastAPI, sock: socket.socket) -> None:
+def _run_uvicorn(api: FastAPI, sock: socket.socket, tls: tuple[Path, Path] | None = None) -> None:
     import uvicorn
 
     config = uvicorn.Config(
-        api, log_config=None, access_log=False, server_header=False, lifespan="off"
+        api,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        lifespan="off",
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     with _signals_absorbed():
         uvicorn.Server(config).run(sockets=[sock])
@@ -323,6 +351,21 @@ def serve(
             help="development only: a throw-away in-process chain and database (all lost on exit)",
         ),
     ] = False,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            help="serve HTTPS with this PEM certificate (chain), with --tls-key "
+            "(default: PARCELPROOF_TLS_CERT)",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key",
+            help="the certificate's unencrypted PEM private key (default: PARCELPROOF_TLS_KEY)",
+        ),
+    ] = None,
     env_file: EnvFileOption = None,
 ) -> None:
     """Run the courier node's API, with its anchoring worker in a background thread."""
@@ -332,7 +375,15 @@ def serve(
     from parcelproof.service.wiring import open_node
     from parcelproof.settings import load_settings
 
-    settings = load_settings(env_file, rpc_url=rpc, host=host, port=port)
+    settings = load_settings(
+        env_file, rpc_url=rpc, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key
+    )
+    tls = settings.tls_files()
+    expires: datetime | None = None
+    if tls is not None:
+        from parcelproof.tls import check_server_files
+
+        expires = check_server_files(*tls)  # a bad file is an error line, not a traceback
     if dev_chain and settings.environment != "development":
         raise ConfigurationError(
             f"--dev-chain is refused when PARCELPROOF_ENVIRONMENT={settings.environment}: "
@@ -354,7 +405,12 @@ def serve(
         else:
             runtime = open_node(settings)
             stack.callback(runtime.close)
-        api = create_app(runtime.services, max_body=settings.max_body_bytes, ready=runtime.ready)
+        api = create_app(
+            runtime.services,
+            max_body=settings.max_body_bytes,
+            ready=runtime.ready,
+            cors_origins=settings.cors_origin_list(),
+        )
         ledger = runtime.ledger
         api.include_router(web_router(settings.public_rpc_url, ledger.chain_id, ledger.address))
         out.print(
@@ -365,9 +421,16 @@ def serve(
             _dev_chain_banner(out, token)
         if not no_worker:
             runtime.start_worker()
-        out.print(f"listening on {_url(sock)}")
+        url = _url(sock, https=tls is not None)
+        if tls is None and not _is_loopback(sock):
+            _plain_http_banner(out, url)
+        if expires is not None and expires <= datetime.now(UTC):
+            out.print(
+                f"WARNING: the TLS certificate expired on {expires:%Y-%m-%d}", style="bold red"
+            )
+        out.print(f"listening on {url}")
         _flush()
-        _run_uvicorn(api, sock)
+        _run_uvicorn(api, sock, tls)
         logging.getLogger("parcelproof.node").info("shutting down")
 
 
@@ -387,6 +450,51 @@ def _dev_chain_banner(out: Console, token: str) -> None:
 
 def _flush() -> None:
     sys.stdout.flush()
+
+
+# --- tls ------------------------------------------------------------------------------------
+
+tls_app = typer.Typer(help="TLS for `serve`: a development certificate.", no_args_is_help=True)
+app.add_typer(tls_app, name="tls")
+
+
+@tls_app.command("dev-cert")
+@_guarded
+def tls_dev_cert(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="directory for dev-cert.pem and dev-key.pem")
+    ],
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host",
+            help="repeatable: another DNS name or IP address to cover "
+            "(localhost and 127.0.0.1 always are)",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite existing files")] = False,
+) -> None:
+    """Make a self-signed certificate for local development: no CA, EC P-256, 30 days.
+
+    Clients must trust this very certificate (e.g. `curl --cacert dev-cert.pem`); never use it
+    for a node others reach.
+    """
+    from parcelproof.tls import DEV_CERT_DAYS, write_dev_certificate
+
+    made = write_dev_certificate(out_dir, host or [], force=force)
+    out = _out()
+    out.print(
+        f"wrote {made.cert} (certificate for {', '.join(made.hosts)}, "
+        f"valid {DEV_CERT_DAYS} days, until {made.not_after:%Y-%m-%d %H:%M} UTC)",
+        markup=False,
+    )
+    out.print(f"wrote {made.key} (private key, mode 0600)", markup=False)
+    out.print("development only: clients must trust this very certificate")
+    out.print(
+        f"next: parcelproof serve --tls-cert {shlex.quote(str(made.cert))} "
+        f"--tls-key {shlex.quote(str(made.key))}",
+        markup=False,
+    )
 
 
 # --- anchor-worker --------------------------------------------------------------------------
@@ -506,6 +614,13 @@ def dev_setup(
     try:
         store = SqlStore(session_factory(engine), courier_id)
         token = credentials.issue(store, "dev-setup", credentials.SCOPES)
+        _audit(
+            engine,
+            courier_id,
+            AuditAction.TOKEN_ISSUE,
+            token.split("_")[1],
+            {"scopes": ",".join(sorted(credentials.SCOPES))},
+        )
     finally:
         engine.dispose()
     out.print(f"database ready at {redacted_url(url)}")
@@ -588,6 +703,13 @@ def token_issue(
     engine, store = open_store(load_settings(env_file))
     try:
         token = credentials.issue(store, name, set(scope))
+        _audit(
+            engine,
+            store.log_id,
+            AuditAction.TOKEN_ISSUE,
+            token.split("_")[1],
+            {"scopes": ",".join(sorted(set(scope)))},
+        )
     finally:
         engine.dispose()
     out = _out()
@@ -610,6 +732,7 @@ def token_revoke(
     engine, store = open_store(load_settings(env_file))
     try:
         store.revoke_api_client(client_id)
+        _audit(engine, store.log_id, AuditAction.TOKEN_REVOKE, client_id)
     finally:
         engine.dispose()
     _out().print(f"revoked API client {client_id}")
@@ -640,7 +763,7 @@ def keys_rotate(env_file: EnvFileOption = None) -> None:
     """Re-wrap every shipment's data key under the active key (no data is re-encrypted).
     Afterwards the old keys can be removed from PARCELPROOF_KEYRING."""
     from parcelproof.service.keyrotation import rotate
-    from parcelproof.service.wiring import open_store
+    from parcelproof.service.wiring import open_staff, open_store
     from parcelproof.settings import load_settings
 
     settings = load_settings(env_file)
@@ -648,12 +771,26 @@ def keys_rotate(env_file: EnvFileOption = None) -> None:
     engine, store = open_store(settings)
     try:
         result = rotate(store, settings.node_keyring())
+        staff_secrets = open_staff(
+            settings, engine, store.log_id, settings.node_keyring()
+        ).rewrap_secrets()
+        _audit(
+            engine,
+            store.log_id,
+            AuditAction.KEYS_ROTATE,
+            settings.node_keyring().active_kid,
+            {
+                "rewrapped": result.rewrapped,
+                "staff_secrets": staff_secrets,
+                "from_kids": ",".join(result.from_kids),
+            },
+        )
     finally:
         engine.dispose()
     old = ", ".join(result.from_kids) or "none"
     _out().print(
         f"re-wrapped {result.rewrapped} data keys under {settings.node_keyring().active_kid} "
-        f"(from: {old})"
+        f"(from: {old}); re-sealed {staff_secrets} staff TOTP secrets"
     )
 
 
@@ -795,16 +932,509 @@ def agent_register(
     env_file: EnvFileOption = None,
 ) -> None:
     """Register an agent key for this node's courier on the ledger (signed by its account)."""
-    from parcelproof.service.wiring import open_chain
+    from parcelproof.service.wiring import open_chain, open_store
     from parcelproof.settings import load_settings
 
-    chain = open_chain(load_settings(env_file, rpc_url=rpc))
+    settings = load_settings(env_file, rpc_url=rpc)
+    chain = open_chain(settings)
     now = int(time.time())
     until = now + days * DAY
     chain.ledger.register_agent_key(agent, now, until, sender=chain.account)
+    engine, store = open_store(settings)
+    try:
+        _audit(engine, store.log_id, AuditAction.AGENT_KEY_REGISTER, agent, {"valid_until": until})
+    finally:
+        engine.dispose()
     _out().print(
         f"registered agent key {agent} for courier 0x{chain.courier_id.hex()} "
         f"valid until {_date(until)}"
+    )
+
+
+@agent_app.command("revoke")
+@_guarded
+def agent_revoke(
+    agent: Annotated[str, typer.Option("--agent", help="the agent key's address (0x…)")],
+    rpc: NodeRpcOption = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Revoke an agent key on the ledger at once (a lost scanner, a driver who left): events it
+    signs from now on are refused, and bundles show when it was revoked."""
+    from parcelproof.service.wiring import open_chain, open_store
+    from parcelproof.settings import load_settings
+
+    settings = load_settings(env_file, rpc_url=rpc)
+    chain = open_chain(settings)
+    chain.ledger.revoke_agent_key(agent, sender=chain.account)
+    engine, store = open_store(settings)
+    try:
+        _audit(engine, store.log_id, AuditAction.AGENT_KEY_REVOKE, agent)
+    finally:
+        engine.dispose()
+    _out().print(f"revoked agent key {agent} of courier 0x{chain.courier_id.hex()}")
+
+
+# --- staff ----------------------------------------------------------------------------------
+
+staff_app = typer.Typer(
+    help="Staff accounts (operators, dispute resolvers, consortium admins).", no_args_is_help=True
+)
+app.add_typer(staff_app, name="staff")
+
+
+def _staff_service(env_file: Path | None) -> tuple[Any, Any]:
+    from parcelproof.service.wiring import audit_log, open_staff, open_store
+    from parcelproof.settings import load_settings
+
+    settings = load_settings(env_file)
+    settings.require("keyring")
+    engine, store = open_store(settings)
+    service = open_staff(
+        settings,
+        engine,
+        store.log_id,
+        settings.node_keyring(),
+        audit=audit_log(engine, store.log_id),
+    )
+    return engine, service
+
+
+@staff_app.command("add")
+@_guarded
+def staff_add(
+    username: Annotated[str, typer.Argument(help="3-64 of a-z 0-9 . _ -")],
+    role: Annotated[
+        str,
+        typer.Option("--role", help="courier-operator, dispute-resolver or consortium-admin"),
+    ],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from standard input")
+    ] = False,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Create a staff account (the first consortium admin is made this way). The password is
+    asked for twice, never echoed; resolvers and admins must then enrol a second factor."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    engine, service = _staff_service(env_file)
+    try:
+        user = service.create_user(username, role, password, actor=_cli_actor())
+    finally:
+        engine.dispose()
+    _out().print(f"created {role} {username} (id {user.user_id})")
+    if role != "courier-operator":
+        _out().print(
+            "next: log in and enrol TOTP or a passkey; until then the account can do nothing else"
+        )
+
+
+@staff_app.command("list")
+@_guarded
+def staff_list(env_file: EnvFileOption = None) -> None:
+    """List staff accounts with their role and second factors."""
+    engine, service = _staff_service(env_file)
+    try:
+        users = service.store.users()
+        rows = [(u, service.methods(u)) for u in users]
+    finally:
+        engine.dispose()
+    from rich.table import Table
+
+    table = Table("id", "username", "role", "second factors", "state")
+    for user, methods in rows:
+        table.add_row(
+            user.user_id,
+            _printable(user.username),
+            user.role,
+            ", ".join(m for m in methods if m != "recovery-code") or "none",
+            "disabled" if user.disabled_at is not None else "active",
+        )
+    _out().print(table)
+
+
+@staff_app.command("disable")
+@_guarded
+def staff_disable(
+    user_id: Annotated[str, typer.Argument(help="the account id (see `staff list`)")],
+    env_file: EnvFileOption = None,
+) -> None:
+    """Disable a staff account and end its sessions at once."""
+    engine, service = _staff_service(env_file)
+    try:
+        service.disable_user(user_id, actor=_cli_actor())
+    finally:
+        engine.dispose()
+    _out().print(f"disabled staff account {user_id}")
+
+
+# --- audit ----------------------------------------------------------------------------------
+
+audit_app = typer.Typer(
+    help="The node's hash-chained audit log: verify it against the ledger, show entries.",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
+
+
+def _cli_actor() -> str:
+    """The audit actor of a CLI command: ``cli:<OS user>`` (``cli`` if unknown)."""
+    import getpass
+    import re
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = ""
+    user = re.sub(r"[^A-Za-z0-9._-]", "_", user)[:60]
+    return f"cli:{user}" if user else "cli"
+
+
+def _audit(
+    engine: Engine,
+    log_id: bytes,
+    action: str,
+    target: str | None = None,
+    detail: dict[str, str | int | bool | None] | None = None,
+) -> None:
+    """Record a privileged CLI action in the node's audit log."""
+    from parcelproof.service.wiring import audit_log
+
+    audit_log(engine, log_id).record(_cli_actor(), action, target, detail)
+
+
+def _printable(value: object) -> Text:
+    """A stored value as plain text, control characters shown as ``?`` (never markup)."""
+    shown = "".join(c if c.isprintable() else "?" for c in str(value))
+    return Text(shown)
+
+
+@audit_app.command("verify")
+@_guarded
+def audit_verify(rpc: NodeRpcOption = None, env_file: EnvFileOption = None) -> None:
+    """Verify the node's audit log: every entry's hash and link, and the log against every
+    head anchored on the ledger. Exit 0: intact; 1: tampered (each problem listed); 2: usage
+    or configuration error."""
+    from parcelproof.chain import devnet
+    from parcelproof.chain.ledger import LedgerClient
+    from parcelproof.service.wiring import audit_log, open_database, redacted_url
+    from parcelproof.settings import load_settings
+
+    settings = load_settings(env_file, rpc_url=rpc)
+    settings.require("courier_id", "ledger_address")
+    if not settings.rpc_url:
+        raise ConfigurationError("missing setting: PARCELPROOF_RPC_URL (or --rpc)")
+    courier_id = settings.courier_id_bytes()
+    ledger = LedgerClient(devnet.connect(settings.rpc_url), settings.ledger_address or "")
+    if settings.chain_id is not None and ledger.chain_id != settings.chain_id:
+        raise ConfigurationError(
+            f"PARCELPROOF_CHAIN_ID is {settings.chain_id} but the JSON-RPC endpoint serves "
+            f"chain {ledger.chain_id}"
+        )
+    # The chain first: a head anchored after the database is read would look like truncation.
+    latest = ledger.latest_audit_head(courier_id)
+    heads = ledger.audit_heads(courier_id)
+    if latest is not None and all(h.size != latest.size for h in heads):
+        heads.append(latest)  # the view is the truth should the event logs be incomplete
+    engine = open_database(settings.database())
+    try:
+        report = audit_log(engine, courier_id).verify_against(heads)
+    finally:
+        engine.dispose()
+
+    out = _out()
+    out.print(
+        f"audit log of courier 0x{courier_id.hex()} in {redacted_url(settings.database())}",
+        markup=False,
+    )
+    out.print(f"  entries          {report.size:,}", markup=False)
+    if report.size:
+        out.print(f"  head             0x{report.head.hex()}", markup=False)
+    where = f"ledger {ledger.address} on chain {ledger.chain_id}"
+    if heads:
+        last = max(heads, key=lambda h: h.size)
+        block = f" (block {last.block_number})" if last.block_number is not None else ""
+        out.print(
+            f"  anchored heads   {len(heads)} on {where}; the latest covers "
+            f"{last.size:,} entries{block}",
+            markup=False,
+        )
+    else:
+        out.print(f"  anchored heads   none yet on {where}", markup=False)
+    if report.ok:
+        if report.unanchored:
+            out.print(
+                f"  not anchored     {report.unanchored:,} newest entries (protected by the hash "
+                "chain only until the worker anchors them)",
+                markup=False,
+            )
+        out.print(
+            Text.assemble(
+                ("INTACT", "bold green"),
+                f": every entry hashes and links correctly; {report.anchored_checked} "
+                "anchored head(s) match",
+            )
+        )
+        return
+    total = len(report.problems) + report.omitted
+    out.print(Text.assemble(("TAMPERED", "bold red"), f": {total} problem(s)"))
+    for problem in report.problems:
+        out.print(Text.assemble("  - ", (f"[{problem.kind}]", "red"), " ", problem.message))
+    if report.omitted:
+        out.print(f"  … and {report.omitted} more problem(s) not listed", markup=False)
+    out.print(
+        "See docs/operations.md, 'Audit log': keep the database as it is and investigate.",
+        markup=False,
+    )
+    raise typer.Exit(1)
+
+
+@audit_app.command("show")
+@_guarded
+def audit_show(
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="how many recent entries")
+    ] = 20,
+    env_file: EnvFileOption = None,
+) -> None:
+    """List the most recent audit entries, newest first (no verification: see `verify`)."""
+    from rich.table import Table
+
+    from parcelproof.service.wiring import audit_log, open_database
+    from parcelproof.settings import load_settings
+
+    settings = load_settings(env_file)
+    courier_id = settings.courier_id_bytes()
+    engine = open_database(settings.database())
+    try:
+        audit = audit_log(engine, courier_id)
+        entries = audit.recent(limit)
+        size, head = audit.head()
+        anchors = audit.anchors()
+    finally:
+        engine.dispose()
+    out = _out()
+    table = Table("seq", "time (UTC)", "actor", "action", "target", "detail")
+    for entry in entries:
+        when = datetime.fromtimestamp(entry.at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            _printable(entry.seq),
+            _printable(when),
+            _printable(entry.actor),
+            _printable(entry.action),
+            _printable(entry.target or ""),
+            _printable(entry.detail_json),
+        )
+    if entries:
+        out.print(table)
+    out.print(
+        f"{size:,} entries" + (f", head 0x{head.hex()}" if size else ""),
+        markup=False,
+    )
+    if anchors:
+        last = anchors[-1]
+        block = f" in block {last.block_number}" if last.block_number is not None else ""
+        out.print(f"latest anchored head: size {last.size:,}{block}", markup=False)
+    else:
+        out.print("no audit head anchored yet", markup=False)
+
+
+# --- privacy --------------------------------------------------------------------------------
+
+privacy_app = typer.Typer(
+    help="Data-subject requests: export, erase (crypto-shredding), retention, receipts.",
+    no_args_is_help=True,
+)
+app.add_typer(privacy_app, name="privacy")
+
+
+def _privacy_node(env_file: Path | None, rpc: str | None) -> NodeRuntime:
+    """The courier node (its keys sign erasure receipts, its ledger names the domain)."""
+    from parcelproof.service.wiring import open_node
+    from parcelproof.settings import load_settings
+
+    settings = load_settings(env_file, rpc_url=rpc)
+    if not settings.rpc_url:
+        raise ConfigurationError("missing setting: PARCELPROOF_RPC_URL (or --rpc)")
+    return open_node(settings)
+
+
+def _write_private(path: Path, text: str, *, force: bool) -> None:
+    """Write ``text`` atomically to a new file only its owner can read."""
+    if path.exists() and not force:
+        raise ConfigurationError(f"{path} exists: pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@privacy_app.command("export")
+@_guarded
+def privacy_export(
+    tracking_number: Annotated[str, typer.Argument(help="the parcel's tracking number")],
+    out: Annotated[Path, typer.Option("--out", help="write the export (JSON) here, mode 0600")],
+    force: Annotated[bool, typer.Option("--force", help="overwrite --out")] = False,
+    rpc: NodeRpcOption = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Export everything this node holds about a parcel, decrypted, as JSON (the
+    parcelproof-export format of docs/privacy.md). The file holds personal data."""
+    import json
+
+    runtime = _privacy_node(env_file, rpc)
+    try:
+        document = runtime.node.export(tracking_number)
+        shipment = document["shipment"]
+        _audit(
+            runtime.engine,
+            runtime.node.courier_id,
+            "privacy.export",
+            shipment["shipmentId"],
+            {"state": shipment["state"], "events": len(document["events"])},
+        )
+        _write_private(out, json.dumps(document, indent=2) + "\n", force=force)
+    finally:
+        runtime.close()
+    _out().print(
+        f"wrote {out}: shipment {shipment['shipmentId']} ({shipment['state']}), "
+        f"{len(document['events'])} events (personal data: keep it private)",
+        markup=False,
+    )
+
+
+@privacy_app.command("erase")
+@_guarded
+def privacy_erase(
+    tracking_number: Annotated[str, typer.Argument(help="the parcel's tracking number")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="confirm: the erasure cannot be undone")
+    ] = False,
+    reason: Annotated[
+        str, typer.Option("--reason", help="request (the data subject asked) or legal")
+    ] = "request",
+    rpc: NodeRpcOption = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Erase a parcel's details by destroying its data key (crypto-shredding) and print the
+    signed erasure receipt (JSON). Erasing again prints the same receipt."""
+    import json
+
+    from parcelproof.service.privacy import OPERATOR_REASONS, check_reason
+
+    check_reason(reason, OPERATOR_REASONS)
+    if not yes:
+        raise ConfigurationError(
+            "erasure destroys the parcel's details for good: pass --yes to confirm"
+        )
+    runtime = _privacy_node(env_file, rpc)
+    try:
+        node = runtime.node
+        shipment_id = node.shipment_id(tracking_number)
+        before = node.erasure_receipt(tracking_number)
+        receipt = before or node.erase(tracking_number, reason)
+        if before is None:
+            _audit(
+                runtime.engine,
+                node.courier_id,
+                "privacy.erase",
+                shipment_id,
+                {"reason": reason, "events": receipt.erasure.event_count},
+            )
+    finally:
+        runtime.close()
+    when = _date(receipt.erasure.erased_at)
+    state = "was already erased" if before is not None else "erased"
+    typer.echo(f"shipment {shipment_id} {state} on {when}; signed receipt:", err=True)
+    typer.echo(json.dumps(receipt.to_json(), indent=2))
+
+
+@privacy_app.command("retention")
+@_guarded
+def privacy_retention(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list what would be erased, erase nothing")
+    ] = False,
+    rpc: NodeRpcOption = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Erase every shipment idle for longer than PARCELPROOF_RETENTION_DAYS (reason
+    retention; the anchor worker also does this once a day). 0 days: retention is off."""
+    from parcelproof.service.privacy import RETENTION, RETENTION_ACTOR, retention_seconds
+
+    runtime = _privacy_node(env_file, rpc)
+    try:
+        days = runtime.settings.retention_days
+        if days == 0:
+            _out().print("retention is off (PARCELPROOF_RETENTION_DAYS=0): nothing erased")
+            return
+        node = runtime.node
+        result = node.erase_expired(node.clock.now(), retention_seconds(days), dry_run=dry_run)
+        if not dry_run:
+            for shipment_id in result.erased:
+                runtime.audit.record(
+                    RETENTION_ACTOR, "privacy.erase", shipment_id, {"reason": RETENTION}
+                )
+    finally:
+        runtime.close()
+    out = _out()
+    for shipment_id in result.erased:
+        out.print(shipment_id, markup=False)
+    verb = "would erase" if dry_run else "erased"
+    out.print(
+        f"{verb} {len(result.erased)} shipments idle since before {_date(result.cutoff)} "
+        f"(retention {days} days)",
+        markup=False,
+    )
+
+
+@privacy_app.command("verify-receipt")
+@_guarded
+def privacy_verify_receipt(
+    receipt_file: Annotated[Path, typer.Argument(help="the erasure receipt (JSON)")],
+    rpc: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc", envvar="PARCELPROOF_RPC_URL", help="JSON-RPC URL of the receipt's chain"
+        ),
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="check the signature only, not who signed")
+    ] = False,
+) -> None:
+    """Verify an erasure receipt: its EIP-712 signature and, against the chain, that the
+    signer is the courier's anchoring account. Exit 0: valid; 1: invalid; 2: unusable."""
+    from parcelproof.chain import devnet
+    from parcelproof.chain.ledger import LedgerClient
+    from parcelproof.core.errors import VerificationError
+    from parcelproof.service.privacy import parse_receipt, verify_receipt
+
+    receipt = parse_receipt(receipt_file.read_bytes())
+    if not offline and not rpc:
+        raise ConfigurationError("give --rpc URL (the chain the receipt names), or --offline")
+    ledger = None
+    if not offline:
+        ledger = LedgerClient(devnet.connect(rpc), receipt.domain.verifying_contract)
+    try:
+        verify_receipt(receipt, ledger)
+    except VerificationError as error:
+        _print_error(f"INVALID erasure receipt: {error}")
+        raise typer.Exit(1) from None
+    e = receipt.erasure
+    checked = "signature only (offline)" if offline else "signed by the courier's account"
+    _out().print(
+        f"VALID ({checked}): courier 0x{e.log_id.hex()} erased shipment 0x{e.shipment.hex()} "
+        f"on {_date(e.erased_at)} after {e.event_count} events (reason {e.reason}), "
+        f"signer {receipt.signer}",
+        markup=False,
     )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from parcelproof.core.envelope import KEY_SIZE, KeyEncryptionKey, Keyring
@@ -58,6 +60,9 @@ NODE_SETTINGS = ("ledger_address", "courier_id", "account_key", "keyring", "ship
 _HEX32 = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: Hosts a CORS origin may name with plain http: the developer's own machine.
+LOCAL_HTTP_HOSTS = frozenset({"localhost", "127.0.0.1"})
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 class ConfigurationError(Error):
@@ -133,6 +138,61 @@ def parse_keyring(text: str, active_kid: str | None, name: str = "PARCELPROOF_KE
     return Keyring(keys, active_kid)
 
 
+def parse_cors_origins(
+    origins: str | Iterable[str], name: str = "PARCELPROOF_CORS_ORIGINS"
+) -> tuple[str, ...]:
+    """Exact browser origins (``https://host[:port]``) from a comma-separated text or a list,
+    normalised as browsers send them (lower case, no default port), duplicates dropped.
+
+    ``*``, paths, credentials and plain ``http://`` (except for localhost and 127.0.0.1) are
+    refused: the API serves personal data to whoever a browser lets read it.
+    """
+    items = origins.split(",") if isinstance(origins, str) else list(origins)
+    found: list[str] = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        if "*" in item:
+            raise ConfigurationError(
+                f"{name} may not hold '*': any web site could then read this API from its "
+                "visitors' browsers; list exact origins such as https://track.example.com"
+            )
+        parts = urlsplit(item)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        host = (parts.hostname or "").lower()
+        scheme = parts.scheme.lower()
+        if (
+            scheme not in _DEFAULT_PORTS
+            or not host
+            or port == -1
+            or parts.username is not None
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or "?" in item
+            or "#" in item
+        ):
+            raise ConfigurationError(
+                f"{name}: {item!r} is not an origin: write scheme://host[:port], "
+                "without a path or a trailing slash"
+            )
+        if scheme == "http" and host not in LOCAL_HTTP_HOSTS:
+            raise ConfigurationError(
+                f"{name}: {item!r} is plain http: origins must be https "
+                "(http only for localhost and 127.0.0.1)"
+            )
+        netloc = f"[{host}]" if ":" in host else host
+        if port is not None and port != _DEFAULT_PORTS[scheme]:
+            netloc += f":{port}"
+        origin = f"{scheme}://{netloc}"
+        if origin not in found:
+            found.append(origin)
+    return tuple(found)
+
+
 def _looks_weak(key: bytes) -> bool:
     return len(set(key)) < MIN_DISTINCT_BYTES
 
@@ -181,13 +241,40 @@ class Settings(BaseSettings):
     anchor_interval_seconds: float = Field(default=30.0, gt=0)
     anchor_batch_leaves: int = Field(default=256, ge=1)
     confirmations: int = Field(default=1, ge=1)
+    retention_days: int = Field(
+        default=90,
+        ge=0,
+        description="erase a shipment's details this many days after its last activity "
+        "(the anchor worker checks once a day); 0 disables",
+    )
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    tls_cert: Path | None = Field(
+        default=None, description="PEM certificate (chain) `serve` answers HTTPS with"
+    )
+    tls_key: Path | None = Field(default=None, description="unencrypted PEM key of tls_cert")
+    cors_origins: str | None = Field(
+        default=None,
+        description="comma-separated origins whose pages may call the API (CORS); unset: none",
+    )
+    webauthn_rp_id: str = Field(
+        default="localhost",
+        description="WebAuthn relying-party id staff passkeys are bound to (the site's domain)",
+    )
+    webauthn_origins: str = Field(
+        default="https://localhost:8443",
+        description="comma-separated page origins staff sign in with passkeys from",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     fault_after_send: Literal["exit"] | None = Field(
         default=None, description="test hook: the worker dies right after a checkpoint is mined"
     )
+
+    @field_validator("tls_cert", "tls_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -210,6 +297,7 @@ class Settings(BaseSettings):
         for name in ("account_key", "admin_key"):
             if getattr(self, name) is not None:
                 parse_private_key(self._secret(name), env_name(name))
+        self.cors_origin_list()
         return self
 
     def _refuse_placeholders(self) -> None:
@@ -263,6 +351,24 @@ class Settings(BaseSettings):
         if self.database_url is not None and self.database_url.get_secret_value().strip():
             return self.database_url.get_secret_value().strip()
         return f"sqlite:///{self.data_dir / 'parcelproof.sqlite'}"
+
+    def cors_origin_list(self) -> tuple[str, ...]:
+        """The origins allowed to call the API from a browser (empty: CORS closed)."""
+        return parse_cors_origins(self.cors_origins or "")
+
+    def tls_files(self) -> tuple[Path, Path] | None:
+        """The certificate and key `serve` answers HTTPS with, or None for plain HTTP."""
+        if self.tls_cert is None and self.tls_key is None:
+            return None
+        if self.tls_cert is None or self.tls_key is None:
+            given, missing = ("cert", "key") if self.tls_key is None else ("key", "cert")
+            raise ConfigurationError(
+                f"TLS needs a certificate and its key: --tls-{given} "
+                f"(PARCELPROOF_TLS_{given.upper()}) is set but --tls-{missing} "
+                f"(PARCELPROOF_TLS_{missing.upper()}) is not; pass both, or neither for "
+                "plain HTTP"
+            )
+        return self.tls_cert, self.tls_key
 
     def courier_id_bytes(self) -> bytes:
         """The courier id (and log id) as 32 bytes."""

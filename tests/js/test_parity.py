@@ -191,3 +191,31 @@ def _assert_agree(cases: list[dict[str, Any]], tmp_path: Path) -> list[dict[str,
             assert ours["checks"] == theirs["checks"], where
         outcomes.append(ours)
     return outcomes
+
+
+ERASED = VECTORS / "valid-erased-sender-log.json"
+
+
+def test_random_mutations_of_an_erased_bundle_agree(tmp_path: Path) -> None:
+    cases = _mutations(json.loads(ERASED.read_text()), MUTATIONS // 2)
+    outcomes = _assert_agree(cases, tmp_path)
+    assert sum(not o["usable"] for o in outcomes) > MUTATIONS // 20
+    assert sum(o["usable"] and not o["ok"] for o in outcomes) > MUTATIONS // 20
+
+
+def test_marking_events_erased_agrees(tmp_path: Path) -> None:
+    """Any event of a valid bundle marked erased (its fields dropped, or not): both verifiers
+    skip the same commitment checks, or both refuse the bundle."""
+    vector = json.loads(VALID.read_text())
+    cases = []
+    for i, log in enumerate(vector["bundle"]["logs"]):
+        for j in range(len(log["events"])):
+            for drop in (True, False):
+                bundle = copy.deepcopy(vector["bundle"])
+                event = bundle["logs"][i]["events"][j]
+                event["erased"] = True
+                if drop:
+                    event["revealed"], event["withheld"] = [], []
+                cases.append({"bundle": bundle, "ledger": vector["ledger"], "path": [i, j, drop]})
+    outcomes = _assert_agree(cases, tmp_path)
+    assert [o["usable"] for o in outcomes] == [c["path"][2] for c in cases]

@@ -31,6 +31,7 @@ def test_bundle_vector(case: dict[str, Any]) -> None:
     report = verify_bundle(case["bundle"], ledger)
     assert report.ok is expect["valid"]
     assert sorted({c.name for c in report.failures}) == expect["failedChecks"]
+    assert (not report.skipped) is expect.get("complete", True)
 
 
 def test_every_kind_of_mutation_is_covered() -> None:
@@ -46,6 +47,9 @@ def test_every_kind_of_mutation_is_covered() -> None:
         "proof-byte-flipped",
         "proof-trailing-garbage",
         "unknown-key",
+        "erased-commitment-changed",
+        "erased-with-fields",
     ):
         assert any(n.endswith(kind) for n in names), kind
     assert any(n.startswith("valid-") for n in names)
+    assert "valid-erased-sender-log" in names

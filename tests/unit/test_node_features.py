@@ -17,6 +17,7 @@ from parcelproof.core.errors import (
 )
 from parcelproof.service.agent import Agent
 from parcelproof.service.lookup import lookup
+from parcelproof.service.node import TooManyAttemptsError
 from tests.unit.conftest import NOW, World
 
 PARCEL, POSTCODE = "PP2718281828IT", "00184"
@@ -62,6 +63,23 @@ def test_delivery_with_a_wrong_code_is_refused(world: World) -> None:
         world.driver_a.record(
             world.a, PARCEL, {"status": "delivered", "confirmation_code": wrong}, NOW
         )
+    assert world.a.store.log_size() == 2
+
+
+def test_guessing_the_confirmation_code_is_stopped_after_five_wrong_codes(world: World) -> None:
+    code = _to_delivery(world)
+    wrong = [f"{(int(code) + i) % 1_000_000:06d}" for i in range(1, 7)]
+    for guess in wrong[:5]:
+        with pytest.raises(FormatError, match="does not match"):
+            world.driver_a.record(
+                world.a, PARCEL, {"status": "delivered", "confirmation_code": guess}, NOW
+            )
+    for guess in (wrong[5], code):  # blocked: even the right code waits for the window
+        with pytest.raises(TooManyAttemptsError, match="too many wrong confirmation codes") as e:
+            world.driver_a.record(
+                world.a, PARCEL, {"status": "delivered", "confirmation_code": guess}, NOW
+            )
+        assert 1 <= e.value.retry_after <= 3600
     assert world.a.store.log_size() == 2
 
 

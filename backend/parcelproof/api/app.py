@@ -1,11 +1,11 @@
-"""The FastAPI application factory: routers, problem+json, size limits, logs, metrics, health."""
+"""The FastAPI app factory: routers, problem+json, limits, headers, logs, metrics, health."""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -15,9 +15,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parcelproof import __version__
-from parcelproof.api import problems
+from parcelproof.api import privacy_routes, problems
 from parcelproof.api.deps import NodeServices
 from parcelproof.api.routes import courier, public
+from parcelproof.api.security import SecurityHeaders, install_cors
+from parcelproof.api.staff_routes import staff
 from parcelproof.core.encoding import MAX_JSON_DEPTH, json_depth_exceeds
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
@@ -77,22 +79,35 @@ def _too_large(limit: int) -> JSONResponse:
     return problems.problem(413, "too-large", "Request body too large", f"limit is {limit} bytes")
 
 
+class NodeApp(FastAPI):
+    """FastAPI with the security headers outside every other layer, so that even the 500
+    answers of Starlette's outermost error middleware carry them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(
     services: NodeServices,
     *,
     max_body: int = DEFAULT_MAX_BODY,
     ready: Callable[[], dict[str, str]] | None = None,
+    cors_origins: Sequence[str] = (),
 ) -> FastAPI:
-    """Build the API for one courier node."""
-    app = FastAPI(
+    """Build the API for one courier node. CORS stays closed unless ``cors_origins`` lists
+    exact origins (``*`` is refused with a ConfigurationError)."""
+    app = NodeApp(
         title="ParcelProof courier node",
         version=__version__,
         description="Record signed parcel milestones; look parcels up with verifiable proofs.",
     )
     app.state.services = services
     problems.install(app)
+    privacy_routes.install(app)  # an erased parcel's lookup: 410 with what is left
     app.include_router(courier)
     app.include_router(public)
+    app.include_router(privacy_routes.privacy)
+    app.include_router(staff)
 
     registry = CollectorRegistry()
     requests = Counter(
@@ -131,6 +146,7 @@ def create_app(
         return response
 
     app.add_middleware(BodyLimit, limit=max_body)
+    install_cors(app, cors_origins)  # outermost: preflights are answered before anything else
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

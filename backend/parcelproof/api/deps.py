@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Protocol
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -15,12 +15,8 @@ from parcelproof.service import credentials
 from parcelproof.service.authz import AuthenticationError, Principal
 from parcelproof.service.credentials import ApiClients
 from parcelproof.service.node import CourierNode
-
-
-class StaffSessions(Protocol):
-    """Resolves a staff bearer token (``pps_…``) to its principal."""
-
-    def principal(self, token: str) -> Principal: ...
+from parcelproof.service.ports import AuditSink
+from parcelproof.service.staff import SESSION_PREFIX, StaffService
 
 
 @dataclass
@@ -31,7 +27,8 @@ class NodeServices:
     ledger: LedgerView
     clients: ApiClients
     limits: PublicLimits = field(default_factory=PublicLimits)
-    staff: StaffSessions | None = None
+    staff: StaffService | None = None
+    audit: AuditSink | None = None  # the node's audit log: personal-data reads, privileged acts
 
 
 def _services(request: Request) -> NodeServices:
@@ -48,7 +45,7 @@ def authenticate(services: NodeServices, token: str) -> Principal:
     session (``pps_``). Anything else is the same 401."""
     if token.startswith(credentials.PREFIX + "_"):
         return credentials.principal(credentials.authenticate_client(services.clients, token))
-    if token.startswith("pps_") and services.staff is not None:
+    if token.startswith(SESSION_PREFIX + "_") and services.staff is not None:
         return services.staff.principal(token)
     raise AuthenticationError("invalid credentials")
 

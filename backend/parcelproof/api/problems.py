@@ -26,6 +26,8 @@ from parcelproof.core.errors import (
     VerificationError,
 )
 from parcelproof.service.authz import AuthenticationError, PermissionDeniedError
+from parcelproof.service.node import TooManyAttemptsError
+from parcelproof.service.staff import AccountLockedError
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("parcelproof.api")
@@ -33,6 +35,8 @@ log = logging.getLogger("parcelproof.api")
 # Most specific first: the first matching class decides status and type.
 _MAPPING: list[tuple[type[Error], int, str, str]] = [
     (RateLimitedError, 429, "too-many-requests", "Too many requests"),
+    (AccountLockedError, 429, "account-locked", "Too many failed attempts"),
+    (TooManyAttemptsError, 429, "too-many-attempts", "Too many wrong confirmation codes"),
     (AuthenticationError, 401, "unauthorized", "Unauthorized"),
     (PermissionDeniedError, 403, "forbidden", "Forbidden"),
     (NotFoundError, 404, "not-found", "Not found"),
@@ -67,7 +71,7 @@ def problem_for(error: Error) -> JSONResponse:
     for cls, status, kind, title in _MAPPING:
         if isinstance(error, cls):
             detail = str(error) if status < 500 else ""
-            if isinstance(error, RateLimitedError):
+            if isinstance(error, RateLimitedError | AccountLockedError | TooManyAttemptsError):
                 return problem(status, kind, title, detail, retry_after=error.retry_after)
             return problem(status, kind, title, detail)
     return problem(500, "internal", "Internal error")

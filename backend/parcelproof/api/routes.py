@@ -21,11 +21,14 @@ from parcelproof.api.problems import problem, problem_for
 from parcelproof.core.bundle import hex32, verify_bundle
 from parcelproof.core.commitment import FieldOpening
 from parcelproof.core.errors import ConflictError, Error
+from parcelproof.service.audit import AuditAction
 from parcelproof.service.lookup import LookupResult, dispute_bundle, lookup
 from parcelproof.service.node import CourierNode
 from parcelproof.service.ports import EventRecord
 
 courier = APIRouter(prefix="/v1", tags=["courier"])
+#: The audit actor of a customer lookup: whoever held the tracking number and a second factor.
+CUSTOMER_ACTOR = "customer:capability"
 public = APIRouter(prefix="/v1", tags=["customer"])
 
 
@@ -117,29 +120,61 @@ def anchor_now(services: Services, _: CanAnchor) -> s.CheckpointOut | None:
     )
 
 
-def _lookup(body: s.LookupIn, services: NodeServices, request: Request) -> LookupResult:
+def _lookup(body: s.LookupIn, services: NodeServices, request: Request, route: str) -> LookupResult:
+    """A customer lookup, rate-limited, and recorded in the audit log once it succeeded."""
     services.limits.client(_address(request))
     services.limits.parcel(body.tracking_number)
-    return lookup(
+    result = lookup(
         [services.node],
         services.ledger,
         body.tracking_number,
         body.postcode,
         access_token=body.access_token,
     )
+    _record_read(
+        services,
+        CUSTOMER_ACTOR,
+        AuditAction.PERSONAL_DATA_READ,
+        body.tracking_number,
+        {"route": route, "events": len(result.timeline)},
+    )
+    return result
+
+
+def _record_read(
+    services: NodeServices,
+    actor: str,
+    action: str,
+    tracking_number: str,
+    detail: dict[str, str | int | bool | None],
+) -> None:
+    """Append a read of decrypted data to the audit log before the answer leaves (a read that
+    cannot be recorded is not served). The target is the shipment id, never the number."""
+    if services.audit is not None:
+        target = services.node.shipment_id(tracking_number)
+        services.audit.record(actor, action, target, detail)
 
 
 @public.post("/lookup")
 def lookup_parcel(body: s.LookupIn, services: Services, request: Request) -> s.LookupOut:
     """Timeline and verified proof bundle for a tracking number plus a second factor."""
-    return _lookup_out(_lookup(body, services, request))
+    return _lookup_out(_lookup(body, services, request, "lookup"))
 
 
 @courier.post("/evidence")
-def evidence(body: s.ContextIn, services: Services, _: CanRead) -> s.LookupOut:
+def evidence(body: s.ContextIn, services: Services, principal: CanRead) -> s.LookupOut:
     """A dispute bundle: every committed field revealed (address, agent identity, notes).
-    For operators and dispute resolvers holding the `read` scope; customers never get it."""
-    return _lookup_out(dispute_bundle([services.node], services.ledger, body.tracking_number))
+    For dispute resolvers and machine clients holding the `read` scope; customers never get
+    it. Every call is recorded in the audit log."""
+    result = dispute_bundle([services.node], services.ledger, body.tracking_number)
+    _record_read(
+        services,
+        principal.actor,
+        AuditAction.EVIDENCE_READ,
+        body.tracking_number,
+        {"events": len(result.timeline)},
+    )
+    return _lookup_out(result)
 
 
 def _lookup_out(result: LookupResult) -> s.LookupOut:
@@ -164,7 +199,7 @@ def _lookup_out(result: LookupResult) -> s.LookupOut:
 @public.post("/lookup/bundle", response_model=None)
 def download_bundle(body: s.LookupIn, services: Services, request: Request) -> Response:
     """The parcel's proof bundle as a file (verified here first; 409 if nothing anchored)."""
-    result = _lookup(body, services, request)
+    result = _lookup(body, services, request, "lookup-bundle")
     if result.bundle is None or result.report is None:
         raise ConflictError("no event of this parcel is anchored yet: try again shortly")
     if not result.report.ok:

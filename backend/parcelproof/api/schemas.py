@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -114,3 +114,22 @@ class CheckpointOut(Strict):
     root: Hex32
     block_number: int | None
     tx_hash: str | None
+
+
+class PrivacyRequestIn(Strict):
+    tracking_number: TrackingNumber
+
+
+class ErasureIn(Strict):
+    tracking_number: TrackingNumber
+    reason: Literal["request", "legal"] = Field(
+        default="request",
+        description="request: the data subject asked; legal: a legal obligation "
+        "(retention is the retention job's own reason)",
+    )
+
+
+class ErasureOut(Strict):
+    erased_at: int
+    reason: str
+    receipt: dict[str, Any] = Field(description="the signed erasure receipt (docs/privacy.md)")

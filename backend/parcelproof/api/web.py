@@ -86,7 +86,7 @@ def _file(path: str, extra: dict[str, str] | None = None) -> FileResponse:
 
 def web_router(public_rpc_url: str | None, chain_id: int, ledger: str) -> APIRouter:
     """Routes for the customer page: ``/``, its ``/privacy`` notice and ``/help/verify``
-    guide (same policy), ``/static/{path}`` and ``GET /v1/config``.
+    guide, the ``/staff`` console (same policy), ``/static/{path}`` and ``GET /v1/config``.
 
     ``public_rpc_url`` is a JSON-RPC endpoint a customer's browser may call (CORS open), or
     None when there is none: the page then runs only the checks that need no chain.
@@ -110,6 +110,10 @@ def web_router(public_rpc_url: str | None, chain_id: int, ledger: str) -> APIRou
     @router.get("/help/verify", include_in_schema=False)
     def verify_help() -> FileResponse:
         return _file("verify-help.html", csp)
+
+    @router.get("/staff", include_in_schema=False)
+    def staff_console() -> FileResponse:
+        return _file("staff.html", csp)
 
     @router.get("/static/{path:path}", include_in_schema=False)
     def static(path: str) -> FileResponse:

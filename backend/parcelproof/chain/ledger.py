@@ -42,6 +42,7 @@ from parcelproof.core.errors import (
     InconsistentCheckpointError,
     LedgerConflictError,
     NetworkError,
+    NonGrowingAuditHeadError,
     NonGrowingCheckpointError,
     UnauthorizedError,
     UnknownAgentKeyError,
@@ -58,6 +59,7 @@ REVERT_ERRORS: Mapping[str, type[ContractRevertError]] = {
     "ParcelLedgerUnauthorizedAccount": UnauthorizedError,
     "AccessControlUnauthorizedAccount": UnauthorizedError,
     "ParcelLedgerNonGrowingCheckpoint": NonGrowingCheckpointError,
+    "ParcelLedgerAuditSizeNotIncreasing": NonGrowingAuditHeadError,
     "ParcelLedgerInconsistentCheckpoint": InconsistentCheckpointError,
     "ParcelLedgerUnknownCheckpoint": UnknownCheckpointError,
     "ParcelLedgerInactiveCourier": InactiveCourierError,
@@ -114,6 +116,21 @@ class Checkpoint:
     size: int
     root: bytes
     anchored_at: int
+    block_number: int | None
+    tx_hash: bytes | None
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """An anchored head of a courier node's audit log: ``head`` is the hash of the entry at
+    index ``size - 1``. ``anchored_at`` (block time), ``block_number`` and ``tx_hash`` are
+    ``None`` where the source does not tell them (the latest head read from the view has no
+    block; a head from the event logs has all three)."""
+
+    courier_id: bytes
+    size: int
+    head: bytes
+    anchored_at: int | None
     block_number: int | None
     tx_hash: bytes | None
 
@@ -365,7 +382,25 @@ class LedgerClient:
         Public endpoints often cap the block range of ``eth_getLogs``: pass ``from_block``
         (e.g. the deployment block) to stay within it.
         """
-        event = self._contract.events.CheckpointAnchored
+        return [
+            Checkpoint(
+                courier_id=bytes(args["courierId"]),
+                size=int(args["size"]),
+                root=bytes(args["root"]),
+                anchored_at=at,
+                block_number=number,
+                tx_hash=tx_hash,
+            )
+            for args, number, at, tx_hash in self._courier_logs(
+                self._contract.events.CheckpointAnchored, courier_id, from_block, to_block
+            )
+        ]
+
+    def _courier_logs(
+        self, event: Any, courier_id: bytes, from_block: int, to_block: int | str
+    ) -> list[tuple[Any, int, int, bytes]]:
+        """The logs of ``event`` for one courier: (args, block number, block time, tx hash),
+        oldest first; each block's time is read once."""
         logs = self._rpc(
             lambda: event.get_logs(
                 argument_filters={"courierId": _b32(courier_id, "courier id")},
@@ -379,17 +414,7 @@ class LedgerClient:
             number = int(log["blockNumber"])
             if number not in times:
                 times[number] = self._block_time(number)
-            args = log["args"]
-            found.append(
-                Checkpoint(
-                    courier_id=bytes(args["courierId"]),
-                    size=int(args["size"]),
-                    root=bytes(args["root"]),
-                    anchored_at=times[number],
-                    block_number=number,
-                    tx_hash=bytes(log["transactionHash"]),
-                )
-            )
+            found.append((log["args"], number, times[number], bytes(log["transactionHash"])))
         return found
 
     def verify_inclusion(
@@ -430,6 +455,58 @@ class LedgerClient:
             _proof(proof),
         )
         return bool(self._call(fn))
+
+    # --- audit log --------------------------------------------------------------------------
+
+    def anchor_audit_head(self, size: int, head: bytes, *, sender: LocalAccount) -> AuditHead:
+        """Anchor the head (size, hash of entry ``size - 1``) of the sender's courier node's
+        audit log. The size must strictly grow (:class:`NonGrowingAuditHeadError`)."""
+        result = self.anchor_audit_head_tx(size, head, sender=sender)
+        args = result.event("AuditHeadAnchored").args
+        return AuditHead(
+            courier_id=bytes(args["courierId"]),
+            size=int(args["size"]),
+            head=bytes(args["head"]),
+            anchored_at=self._block_time(result.block_number),
+            block_number=result.block_number,
+            tx_hash=result.tx_hash,
+        )
+
+    def anchor_audit_head_tx(self, size: int, head: bytes, *, sender: LocalAccount) -> TxResult:
+        """Like :meth:`anchor_audit_head`, returning the transaction result (gas, events)."""
+        head = _b32(head, "audit head")
+        if head == bytes(32):
+            raise FormatError("the zero hash is not an audit head")
+        return self._transact(self._fn.anchorAuditHead(_u64(size, "size"), head), sender)
+
+    def latest_audit_head(self, courier_id: bytes) -> AuditHead | None:
+        """The courier's latest anchored audit head, ``None`` before the first
+        (:class:`UnknownCourierError` for a courier never admitted)."""
+        size, head, anchored_at = self._call(
+            self._fn.latestAuditHead(_b32(courier_id, "courier id"))
+        )
+        if int(size) == 0:
+            return None
+        return AuditHead(bytes(courier_id), int(size), bytes(head), int(anchored_at), None, None)
+
+    def audit_heads(
+        self, courier_id: bytes, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[AuditHead]:
+        """Every audit head the courier anchored, from its ``AuditHeadAnchored`` logs, oldest
+        first (``from_block`` as for :meth:`checkpoints`)."""
+        return [
+            AuditHead(
+                courier_id=bytes(args["courierId"]),
+                size=int(args["size"]),
+                head=bytes(args["head"]),
+                anchored_at=at,
+                block_number=number,
+                tx_hash=tx_hash,
+            )
+            for args, number, at, tx_hash in self._courier_logs(
+                self._contract.events.AuditHeadAnchored, courier_id, from_block, to_block
+            )
+        ]
 
     # --- disputes ---------------------------------------------------------------------------
 

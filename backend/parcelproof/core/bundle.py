@@ -3,6 +3,8 @@
 A bundle is portable evidence for one parcel: for every courier log the parcel touched it
 carries the anchored checkpoint, each event's commitment with the fields revealed to this
 reader (the others only as digests), the agent's EIP-712 signature and the RFC 9162 audit path.
+An event whose courier erased the parcel (``"erased": true``) carries no field and no digest:
+everything but its commitment check still runs.
 Verification needs nothing but the bundle and read access to the ParcelLedger contract
 (:class:`LedgerView`). See docs/proof-bundle.md for the normative description.
 """
@@ -136,6 +138,7 @@ class BundleEvent:
     signature: bytes
     leaf_index: int | None
     inclusion_proof: tuple[bytes, ...] | None
+    erased: bool = False  # the courier destroyed the fields and salts: nothing to reveal
 
     @property
     def anchored(self) -> bool:
@@ -275,7 +278,10 @@ _EVENT_KEYS = {
 
 
 def _parse_event(obj: object, where: str, log_id: bytes, shipment: bytes) -> BundleEvent:
-    o = _expect_keys(obj, where, _EVENT_KEYS)
+    o = _expect_keys(obj, where, _EVENT_KEYS, frozenset({"erased"}))
+    erased = "erased" in o
+    if erased and o["erased"] is not True:
+        raise FormatError(f"{where}.erased must be true when present")
     revealed = tuple(
         FieldOpening.from_json(f) for f in _list(o["revealed"], f"{where}.revealed", 64)
     )
@@ -283,6 +289,8 @@ def _parse_event(obj: object, where: str, log_id: bytes, shipment: bytes) -> Bun
         parse_hex(d, f"{where}.withheld[{i}]", 32)
         for i, d in enumerate(_list(o["withheld"], f"{where}.withheld", 64))
     )
+    if erased and (revealed or withheld):
+        raise FormatError(f"{where}: an erased event reveals no field and withholds no digest")
     disclosure = Disclosure(
         log_id=log_id,
         shipment=shipment,
@@ -310,6 +318,7 @@ def _parse_event(obj: object, where: str, log_id: bytes, shipment: bytes) -> Bun
         signature=parse_hex(o["signature"], f"{where}.signature", 65),
         leaf_index=leaf_index,
         inclusion_proof=proof,
+        erased=erased,
     )
 
 
@@ -412,6 +421,9 @@ def bundle_to_json(bundle: Bundle) -> dict[str, Any]:
 
 def _event_to_json(e: BundleEvent) -> dict[str, Any]:
     d = e.disclosure
+    if e.erased and (d.revealed or d.withheld):
+        raise FormatError(f"erased event #{d.sequence} must reveal and withhold nothing")
+    erased: dict[str, Any] = {"erased": True} if e.erased else {}
     return {
         "sequence": d.sequence,
         "previous": hex32(d.previous),
@@ -425,7 +437,7 @@ def _event_to_json(e: BundleEvent) -> dict[str, Any]:
         "inclusionProof": None
         if e.inclusion_proof is None
         else [hex32(h) for h in e.inclusion_proof],
-    }
+    } | erased
 
 
 # --- verification ---------------------------------------------------------------------------
@@ -433,6 +445,10 @@ def _event_to_json(e: BundleEvent) -> dict[str, Any]:
 
 OFFLINE = "offline: not read from the chain"
 PENDING = "pending: not yet in an anchored checkpoint, so nothing on chain vouches for it yet"
+ERASED = (
+    "erased: the courier destroyed this event's fields and salts (crypto-shredding), so what "
+    "it committed to can no longer be shown"
+)
 
 
 def verify_bundle(bundle: Bundle | Mapping[str, Any], ledger: LedgerView | None) -> Report:
@@ -490,16 +506,10 @@ def _verify_log(
             "" if linked else f"expected sequence {expected_seq} after {hex32(previous)[:18]}…",
         )
         previous, expected_seq = ev.commitment, d.sequence + 1
-        try:
-            d.verify(ev.commitment)
-            shown_time = d.fields().get("time", ev.event_time)
-            if shown_time != ev.event_time:
-                raise VerificationError(
-                    f"the revealed time {shown_time!r} differs from the signed eventTime"
-                )
-            report.add("commitment", subject, True)
-        except (VerificationError, FormatError) as e:
-            report.add("commitment", subject, False, str(e))
+        if ev.erased:
+            report.skip("commitment", subject, ERASED)
+        else:
+            _verify_commitment(ev, subject, report)
         signed = eip712.SignedEvent(
             log_id=lg.log_id,
             shipment=lg.shipment,
@@ -536,6 +546,19 @@ def _verify_log(
             report.add("inclusion", subject, True, f"leaf {ev.leaf_index}")
         except (VerificationError, FormatError) as e:
             report.add("inclusion", subject, False, str(e))
+
+
+def _verify_commitment(ev: BundleEvent, subject: str, report: Report) -> None:
+    try:
+        ev.disclosure.verify(ev.commitment)
+        shown_time = ev.disclosure.fields().get("time", ev.event_time)
+        if shown_time != ev.event_time:
+            raise VerificationError(
+                f"the revealed time {shown_time!r} differs from the signed eventTime"
+            )
+        report.add("commitment", subject, True)
+    except (VerificationError, FormatError) as e:
+        report.add("commitment", subject, False, str(e))
 
 
 def _verify_earlier(

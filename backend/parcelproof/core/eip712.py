@@ -7,11 +7,14 @@ docs/proof-bundle.md and must match what the contract and every verifier hash::
     ParcelEvent(bytes32 logId,bytes32 shipment,uint64 sequence,bytes32 commitment,uint64 eventTime)
     ParcelHandoff(bytes32 handoffId,bytes32 fromLog,bytes32 fromShipment,bytes32 toLog,
                   bytes32 toShipment,uint64 handoffTime)
+    ParcelErasure(bytes32 logId,bytes32 shipment,uint64 eventCount,bytes32 lastCommitment,
+                  uint64 erasedAt,string reason)
 
 with ``name = "ParcelProof"`` and ``version = "1"``. A handoff is signed by both couriers'
-agents, and each side's event carries the other's signature. Signatures are 65 bytes
-``r || s || v`` with ``v`` in {27, 28} and low ``s`` (EIP-2); anything else is refused, so a
-signature has exactly one valid encoding.
+agents, and each side's event carries the other's signature. An erasure receipt is signed by
+the courier's anchoring account (docs/privacy.md, "Erasure receipt format"). Signatures are
+65 bytes ``r || s || v`` with ``v`` in {27, 28} and low ``s`` (EIP-2); anything else is
+refused, so a signature has exactly one valid encoding.
 """
 
 from __future__ import annotations
@@ -63,6 +66,19 @@ HANDOFF_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "handoffTime", "type": "uint64"},
     ]
 }
+
+ERASURE_TYPE = "ParcelErasure"
+ERASURE_TYPES: dict[str, list[dict[str, str]]] = {
+    ERASURE_TYPE: [
+        {"name": "logId", "type": "bytes32"},
+        {"name": "shipment", "type": "bytes32"},
+        {"name": "eventCount", "type": "uint64"},
+        {"name": "lastCommitment", "type": "bytes32"},
+        {"name": "erasedAt", "type": "uint64"},
+        {"name": "reason", "type": "string"},
+    ]
+}
+ERASURE_REASON = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 _HALF_N = SECP256K1_N // 2
 _UINT64 = 1 << 64
@@ -142,6 +158,40 @@ class Handoff:
             raise FormatError(f"handoff time {self.handoff_time} outside [0, 2^64)")
 
 
+@dataclass(frozen=True)
+class Erasure:
+    """What a courier signs when it destroys a shipment's keys: which shipment on which log,
+    how far its hash chain had got (the event count and the last commitment), when and why."""
+
+    log_id: bytes
+    shipment: bytes
+    event_count: int
+    last_commitment: bytes  # 32 zero bytes when the shipment had no event
+    erased_at: int
+    reason: str
+
+    def __post_init__(self) -> None:
+        for what, value in (
+            ("log id", self.log_id),
+            ("shipment", self.shipment),
+            ("last commitment", self.last_commitment),
+        ):
+            if not isinstance(value, bytes | bytearray) or len(value) != 32:
+                raise FormatError(f"{what} must be 32 bytes")
+        for what, number in (("event count", self.event_count), ("erasure time", self.erased_at)):
+            if isinstance(number, bool) or not isinstance(number, int):
+                raise FormatError(f"{what} must be an integer")
+            if not 0 <= number < _UINT64:
+                raise FormatError(f"{what} {number} outside [0, 2^64)")
+        if (self.event_count == 0) != (self.last_commitment == bytes(32)):
+            raise FormatError("the last commitment is zero exactly when there was no event")
+        if not isinstance(self.reason, str) or not ERASURE_REASON.fullmatch(self.reason):
+            raise FormatError(
+                "erasure reason must be 1-32 lower-case letters, digits or hyphens, "
+                "starting with a letter"
+            )
+
+
 def _full(
     domain: Domain, primary: str, fields: list[dict[str, str]], message: dict[str, Any]
 ) -> dict[str, Any]:
@@ -194,6 +244,23 @@ def handoff_typed_data(domain: Domain, handoff: Handoff) -> dict[str, Any]:
     )
 
 
+def erasure_typed_data(domain: Domain, erasure: Erasure) -> dict[str, Any]:
+    """The full EIP-712 message of an erasure receipt."""
+    return _full(
+        domain,
+        ERASURE_TYPE,
+        ERASURE_TYPES[ERASURE_TYPE],
+        {
+            "logId": "0x" + erasure.log_id.hex(),
+            "shipment": "0x" + erasure.shipment.hex(),
+            "eventCount": erasure.event_count,
+            "lastCommitment": "0x" + erasure.last_commitment.hex(),
+            "erasedAt": erasure.erased_at,
+            "reason": erasure.reason,
+        },
+    )
+
+
 def _digest_of(full_message: dict[str, Any]) -> bytes:
     signable = encode_typed_data(full_message=full_message)
     return keccak(b"\x19" + bytes(signable.version) + signable.header + signable.body)
@@ -212,6 +279,11 @@ def sign_event(private_key: bytes, domain: Domain, event: SignedEvent) -> bytes:
 def sign_handoff(private_key: bytes, domain: Domain, handoff: Handoff) -> bytes:
     """Sign a handoff (each of the two agents does)."""
     return _sign(private_key, handoff_typed_data(domain, handoff))
+
+
+def sign_erasure(private_key: bytes, domain: Domain, erasure: Erasure) -> bytes:
+    """Sign an erasure receipt (the courier's anchoring account does)."""
+    return _sign(private_key, erasure_typed_data(domain, erasure))
 
 
 def _sign(private_key: bytes, full_message: dict[str, Any]) -> bytes:
@@ -275,6 +347,18 @@ def verify_handoff_signature(
 ) -> None:
     """Raise :class:`SignatureError` unless ``expected_signer`` signed ``handoff``."""
     _verify(_digest_of(handoff_typed_data(domain, handoff)), signature, expected_signer)
+
+
+def recover_erasure_signer(domain: Domain, erasure: Erasure, signature: bytes) -> str:
+    """Return the checksum address whose key made ``signature`` over ``erasure``."""
+    return _recover(_digest_of(erasure_typed_data(domain, erasure)), signature)
+
+
+def verify_erasure_signature(
+    domain: Domain, erasure: Erasure, signature: bytes, expected_signer: str
+) -> None:
+    """Raise :class:`SignatureError` unless ``expected_signer`` signed ``erasure``."""
+    _verify(_digest_of(erasure_typed_data(domain, erasure)), signature, expected_signer)
 
 
 def _verify(message_digest: bytes, signature: bytes, expected_signer: str) -> None:

@@ -65,6 +65,16 @@ class HashChainError(VerificationError):
         super().__init__(message)
 
 
+class AuditLogTamperedError(VerificationError):
+    """The node's hash-chained audit log does not verify: an entry was edited, deleted or
+    reordered, or the log does not reach a head anchored on the ledger. ``problems`` lists one
+    message per problem found."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        self.problems = problems
+        super().__init__(message)
+
+
 class SignatureError(VerificationError):
     """A signature is malformed or was made by a key other than the expected one."""
 
@@ -130,6 +140,10 @@ class UnauthorizedError(ContractRevertError):
 
 class NonGrowingCheckpointError(ContractRevertError):
     """A checkpoint did not strictly grow the courier's log."""
+
+
+class NonGrowingAuditHeadError(ContractRevertError):
+    """An audit-log head did not cover strictly more entries than the courier's previous one."""
 
 
 class InconsistentCheckpointError(ContractRevertError):

@@ -9,9 +9,18 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
-from parcelproof.core.errors import ChainError, ContractRevertError, NetworkError, StoreError
+from parcelproof.core.errors import (
+    ChainError,
+    ContractRevertError,
+    Error,
+    NetworkError,
+    StoreError,
+    VerificationError,
+)
+from parcelproof.service.audit import AuditAnchor, AuditLedger, AuditLog
 from parcelproof.service.node import CourierNode
 from parcelproof.service.ports import AnchoredCheckpoint
+from parcelproof.service.privacy import RetentionJob
 
 log = logging.getLogger("parcelproof.anchoring")
 
@@ -37,10 +46,17 @@ class StepResult:
     anchored: AnchoredCheckpoint | None
     confirmed: tuple[int, ...]
     waiting_leaves: int
+    audit: AuditAnchor | None = None  # the audit-log head anchored in this cycle, if any
 
 
 class AnchorWorker:
-    """Anchors one courier log. Run exactly one per log: :meth:`run` takes the store's lock."""
+    """Anchors one courier log. Run exactly one per log: :meth:`run` takes the store's lock.
+
+    With an ``audit`` log, each successful cycle also anchors the audit log's head when it grew
+    and a checkpoint was just anchored, the cycle was forced, or ``interval_seconds`` passed
+    since the last audit anchoring (so also while no leaves wait). A failure there is logged
+    and retried in a later cycle; it never stops the worker.
+    """
 
     def __init__(
         self,
@@ -50,6 +66,8 @@ class AnchorWorker:
         lock: Callable[[int], AbstractContextManager[bool]] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         after_send: Callable[[], None] | None = None,
+        audit: AuditLog | None = None,
+        retention: RetentionJob | None = None,
     ) -> None:
         self.node = node
         self.policy = policy or AnchorPolicy()
@@ -57,6 +75,9 @@ class AnchorWorker:
         self._monotonic = monotonic
         self._after_send = after_send
         self._last_anchor = monotonic()
+        self.audit = audit
+        self._last_audit = monotonic()
+        self.retention = retention  # runs itself at most once a day; never raises
         self.failures = 0
 
     @property
@@ -76,13 +97,45 @@ class AnchorWorker:
         )
 
     def step(self, *, force: bool = False) -> StepResult:
-        """One cycle: reconcile with the chain, anchor if due (or forced), confirm."""
+        """One cycle: reconcile with the chain, anchor if due (or forced), confirm, run the
+        retention rule when due (once a day)."""
         self.node.reconcile()
         anchored = None
         if force or self.due():
             anchored = self.node.anchor(after_send=self._after_send)
             self._last_anchor = self._monotonic()
-        return StepResult(anchored, self.confirm(), self.waiting_leaves())
+        confirmed = self.confirm()
+        if self.retention is not None:
+            self.retention.run_if_due()
+        audit = self.anchor_audit(force=force or anchored is not None)
+        return StepResult(anchored, confirmed, self.waiting_leaves(), audit)
+
+    def anchor_audit(self, *, force: bool = False) -> AuditAnchor | None:
+        """Anchor the audit log's head if it grew, when forced or ``interval_seconds`` passed
+        since the last try. Never raises a ParcelProof error: failures are logged (a tampered
+        audit log as an error) and the next due cycle tries again."""
+        if self.audit is None:
+            return None
+        if not force and self._monotonic() - self._last_audit < self.policy.interval_seconds:
+            return None
+        self._last_audit = self._monotonic()
+        ledger = self.node.ledger
+        if not isinstance(ledger, AuditLedger):
+            log.warning("the ledger client cannot anchor audit heads; audit anchoring is off")
+            self.audit = None
+            return None
+        try:
+            anchored = self.audit.anchor(ledger, sender=self.node.account)
+        except VerificationError as e:
+            log.error("audit log not anchored: %s", e)
+            return None
+        except Error as e:
+            reason = e.name if isinstance(e, ContractRevertError) else type(e).__name__
+            log.warning("audit head not anchored (%s); retrying in a later cycle", reason)
+            return None
+        if anchored is not None:
+            log.info("anchored audit head of size %d", anchored.size)
+        return anchored
 
     def confirm(self) -> tuple[int, ...]:
         """Mark anchored checkpoints confirmed once ``confirmations`` blocks hold them."""

@@ -6,19 +6,25 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import rfc8785
+from limits import parse as parse_limit
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from parcelproof.core import eip712, envelope, handoff, merkle
 from parcelproof.core.bundle import BundleEvent, BundleLog, EarlierCheckpoint
 from parcelproof.core.commitment import (
     ZERO32,
+    Disclosure,
     FieldOpening,
     JsonValue,
     disclose,
@@ -28,8 +34,10 @@ from parcelproof.core.commitment import (
 from parcelproof.core.errors import (
     AgentKeyNotValidError,
     ConflictError,
+    Error,
     FormatError,
     InconsistentCheckpointError,
+    KeyStateError,
     NonGrowingCheckpointError,
     NotFoundError,
     RootMismatchError,
@@ -38,15 +46,32 @@ from parcelproof.core.errors import (
 from parcelproof.core.vocabulary import Status, check_transition, parse_status
 from parcelproof.service.ports import (
     AnchoredCheckpoint,
+    CheckpointRecord,
     Clock,
+    ErasureRecord,
     EventRecord,
     LedgerPort,
+    ShipmentErasedError,
     ShipmentRecord,
     Store,
     SystemClock,
 )
+from parcelproof.service.privacy import (
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    RETENTION,
+    ErasureNotice,
+    ErasureReceipt,
+    RetentionResult,
+    check_reason,
+    parse_receipt,
+    sign_receipt,
+    utc,
+)
 
 MAX_CLOCK_SKEW = 300
+ERASE_ATTEMPTS = 3  # an erasure retries when an event lands between its read and its write
+RETENTION_BATCH = 500
 MAX_BACKDATE = 72 * 3600  # scanners offline for up to three days may still upload
 REQUIRED_FIELDS = ("status", "time")
 
@@ -87,6 +112,7 @@ class LogView:
 
     bundle_log: BundleLog | None
     timeline: list[TimelineEntry]
+    erasure: ErasureNotice | None = None  # set when the shipment's keys were destroyed
 
 
 @dataclass(frozen=True)
@@ -117,6 +143,39 @@ def _factor_matches(factors: Mapping[str, str], postcode: str | None, token: str
 _DECOY_REF = bytes(32)
 
 
+class TooManyAttemptsError(Error):
+    """Too many wrong delivery confirmation codes for one parcel: wait ``retry_after`` s."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(
+            "too many wrong confirmation codes for this parcel: "
+            f"try again in {self.retry_after} s (ask the recipient for the code again)"
+        )
+
+
+#: Wrong delivery confirmation codes allowed per parcel in a moving window: a six-digit code
+#: cannot be guessed by an insider's scanner trying codes (5 per hour: 1 in 200,000 a day).
+CODE_ATTEMPTS = "5/hour"
+
+
+class AttemptGuard:
+    """Counts failures per key in a moving window (the `limits` library, process memory)."""
+
+    def __init__(self, limit: str) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._item = parse_limit(limit)
+
+    def check(self, key: str) -> None:
+        """Raise TooManyAttemptsError while ``key`` has used up its failures."""
+        if not self._limiter.test(self._item, key):
+            reset = self._limiter.get_window_stats(self._item, key).reset_time
+            raise TooManyAttemptsError(math.ceil(reset - time.time()))
+
+    def failed(self, key: str) -> None:
+        self._limiter.hit(self._item, key)
+
+
 def normalize_postcode(postcode: str) -> str:
     """Canonical postcode for second-factor comparison (case and spacing insensitive)."""
     return "".join(postcode.split()).upper()
@@ -137,7 +196,12 @@ class CourierNode:
         clock: Clock | None = None,
         rng: Callable[[int], bytes] = secrets.token_bytes,
         agent_keys: AgentKeyCheck | None = None,
+        erasure_signer: bytes | None = None,
     ) -> None:
+        """``erasure_signer`` is the private key of the courier's anchoring account, which
+        signs erasure receipts; by default it is taken from ``account`` when that is a local
+        account holding its key (as :func:`~parcelproof.service.wiring.open_node` builds it).
+        Without it the node cannot erase."""
         if len(courier_id) != 32:
             raise FormatError("courier id must be 32 bytes")
         self.courier_id = courier_id
@@ -150,6 +214,8 @@ class CourierNode:
         self._rng = rng
         self.agent_keys: AgentKeyCheck = agent_keys or ledger
         self._decoy_record: ShipmentRecord | None = None
+        self._erasure_key = erasure_signer if erasure_signer is not None else _key_of(account)
+        self._code_guard = AttemptGuard(CODE_ATTEMPTS)
 
     @property
     def domain(self) -> eip712.Domain:
@@ -257,13 +323,25 @@ class CourierNode:
         return record
 
     def _data_key(self, shipment: ShipmentRecord) -> bytes:
+        if shipment.erased:
+            raise self._erased_error(shipment)
         return envelope.unwrap_data_key(self.keyring, shipment.wrapped_key, shipment.shipment_id)
+
+    def _erased_error(self, shipment: ShipmentRecord) -> ShipmentErasedError:
+        erasure = self.store.erasure(shipment.shipment_id)
+        when = f" on {utc(erasure.erased_at)}" if erasure else ""
+        return ShipmentErasedError(
+            f"the details of this shipment were erased{when}: its keys are destroyed, and "
+            "nothing more can be recorded for it"
+        )
 
     # --- events -----------------------------------------------------------------------------
 
     def event_context(self, tracking_number: str) -> EventContext:
         """Sequence and previous commitment the next event of this shipment must carry."""
         shipment = self._shipment(tracking_number)
+        if shipment.erased:
+            raise self._erased_error(shipment)
         last = self.store.last_event(shipment.shipment_id)
         return EventContext(
             domain=self.domain,
@@ -294,6 +372,8 @@ class CourierNode:
             existing = self.store.event_by_id(event_id)
             if existing is not None:
                 return _replay(existing, digest)
+        if shipment.erased:
+            raise self._erased_error(shipment)
         fields = {o.name: o.value for o in openings}
         if len(fields) != len(openings):
             raise FormatError("field names must be unique")
@@ -330,10 +410,12 @@ class CourierNode:
         check_transition(self._current_status(shipment, data_key, last), Status(status_value))
         code = fields.get("confirmation_code")
         if code is not None:
+            self._code_guard.check(shipment.shipment_id)
             code_digest = hashlib.sha256(str(code).encode()).hexdigest()
             if status_value != Status.DELIVERED.value or not hmac.compare_digest(
                 self._factors(shipment, data_key)["code_sha256"], code_digest
             ):
+                self._code_guard.failed(shipment.shipment_id)
                 raise FormatError("the recipient's confirmation code does not match")
         countersigned = handoff.parse(self.courier_id, shipment.ref, status_value, fields)
         if countersigned is not None:
@@ -533,6 +615,11 @@ class CourierNode:
             shipment = None
         if shipment is None:
             shipment = self._decoy()  # the same unwrap, decrypt and compare as a real one
+        elif shipment.erased:
+            # The second factor was sealed under the destroyed key: nothing can check it any
+            # more. The erased answer reveals no personal data (docs/privacy.md, "Lookup of
+            # an erased parcel").
+            return self._log_view(shipment, None, ())
         data_key = self._data_key(shipment)
         factors = self._factors(shipment, data_key)
         if not _factor_matches(factors, postcode, access_token) or shipment.ref == _DECOY_REF:
@@ -543,11 +630,15 @@ class CourierNode:
         """The shipment's events for an authorised operator or dispute resolver (the caller
         checked the role; no customer factor is asked). Reveal more than a customer sees."""
         shipment = self._shipment(tracking_number)
+        if shipment.erased:
+            return self._log_view(shipment, None, ())
         return self._log_view(shipment, self._data_key(shipment), reveal)
 
     def _log_view(
-        self, shipment: ShipmentRecord, data_key: bytes, reveal: Collection[str]
+        self, shipment: ShipmentRecord, data_key: bytes | None, reveal: Collection[str]
     ) -> LogView:
+        """The shipment's events with their proofs; ``data_key=None`` for an erased shipment
+        (its events carry commitments, signatures and proofs, but no field)."""
         events = self.store.events(shipment.shipment_id)
         checkpoint = self.store.latest_checkpoint()
         anchored_size = checkpoint.size if checkpoint else 0
@@ -556,9 +647,12 @@ class CourierNode:
         timeline: list[TimelineEntry] = []
         bundle_events: list[BundleEvent] = []
         for e in events:
-            openings = self._openings(shipment, data_key, e)
-            shown = [o.name for o in openings if o.name in reveal]
-            d = disclose(self.courier_id, shipment.ref, e.sequence, e.previous, openings, shown)
+            if data_key is None:
+                d = Disclosure(self.courier_id, shipment.ref, e.sequence, e.previous, (), ())
+            else:
+                openings = self._openings(shipment, data_key, e)
+                shown = [o.name for o in openings if o.name in reveal]
+                d = disclose(self.courier_id, shipment.ref, e.sequence, e.previous, openings, shown)
             anchored = e.leaf_index < anchored_size
             proof = (
                 tuple(merkle.inclusion_proof(self.store.node, e.leaf_index, anchored_size))
@@ -574,12 +668,10 @@ class CourierNode:
                     signature=e.signature,
                     leaf_index=e.leaf_index if anchored else None,
                     inclusion_proof=proof,
+                    erased=data_key is None,
                 )
             )
-            first = next((c for c in landed if c.size > e.leaf_index), None)
-            state = "pending"
-            if first is not None:
-                state = "confirmed" if e.leaf_index < confirmed_size else "anchored"
+            state, first = _anchoring(e.leaf_index, landed, confirmed_size)
             timeline.append(
                 TimelineEntry(
                     log_id=self.courier_id,
@@ -614,7 +706,208 @@ class CourierNode:
                 events=tuple(bundle_events),
                 earlier=earlier,
             )
-        return LogView(bundle_log=bundle_log, timeline=timeline)
+        erasure = None
+        if data_key is None:
+            record = self.store.erasure(shipment.shipment_id)
+            if record is not None:
+                erasure = ErasureNotice(
+                    log_id=self.courier_id,
+                    erased_at=record.erased_at,
+                    reason=record.reason,
+                    receipt=json.loads(record.receipt),
+                )
+        return LogView(bundle_log=bundle_log, timeline=timeline, erasure=erasure)
+
+    # --- data-subject rights ------------------------------------------------------------------
+
+    def export(self, tracking_number: str) -> dict[str, Any]:
+        """Everything this node holds about a parcel, decrypted, as a JSON object (the
+        ``parcelproof-export`` format of docs/privacy.md). For an erased shipment the
+        details, second factors and event fields are ``null`` and the erasure is included.
+        For authorised staff only; NotFoundError for an unknown tracking number."""
+        shipment = self._shipment(tracking_number)
+        data_key = None if shipment.erased else self._data_key(shipment)
+        landed = [c for c in self.store.checkpoints() if c.status != "sent"]
+        confirmed_size = max((c.size for c in landed if c.status == "confirmed"), default=0)
+        events: list[dict[str, Any]] = []
+        for e in self.store.events(shipment.shipment_id):
+            state, first = _anchoring(e.leaf_index, landed, confirmed_size)
+            fields = None
+            if data_key is not None:
+                fields = [o.to_json() for o in self._openings(shipment, data_key, e)]
+            events.append(
+                {
+                    "eventId": e.event_id,
+                    "sequence": e.sequence,
+                    "previous": "0x" + e.previous.hex(),
+                    "commitment": "0x" + e.commitment.hex(),
+                    "leafIndex": e.leaf_index,
+                    "eventTime": e.event_time,
+                    "recordedAt": e.recorded_at,
+                    "agent": e.agent,
+                    "signature": "0x" + e.signature.hex(),
+                    "fields": fields,
+                    "anchoring": {
+                        "state": state,
+                        "checkpointSize": first.size if first else None,
+                        "checkpointRoot": "0x" + first.root.hex() if first else None,
+                        "blockNumber": first.block_number if first else None,
+                        "txHash": "0x" + first.tx_hash.hex() if first and first.tx_hash else None,
+                    },
+                }
+            )
+        details = factors = None
+        if data_key is not None:
+            details = json.loads(
+                envelope.open_sealed(
+                    data_key,
+                    shipment.sealed_details,
+                    shipment_id=shipment.shipment_id,
+                    event_id="",
+                    purpose="details",
+                )
+            )
+            stored = self._factors(shipment, data_key)
+            factors = {
+                "postcode": stored["postcode"],
+                "accessTokenSha256": stored["token_sha256"],
+                "confirmationCodeSha256": stored["code_sha256"],
+            }
+        record = self.store.erasure(shipment.shipment_id)
+        erasure = None
+        if record is not None:
+            erasure = {
+                "erasedAt": record.erased_at,
+                "reason": record.reason,
+                "receipt": json.loads(record.receipt),
+            }
+        return {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "exportedAt": self.clock.now(),
+            "courier": {
+                "logId": "0x" + self.courier_id.hex(),
+                "chainId": self.ledger.chain_id,
+                "ledger": self.ledger.address,
+            },
+            "shipment": {
+                "shipmentId": shipment.shipment_id,
+                "reference": "0x" + shipment.ref.hex(),
+                "createdAt": shipment.created_at,
+                "state": "erased" if shipment.erased else "active",
+                "details": details,
+                "secondFactors": factors,
+            },
+            "events": events,
+            "erasure": erasure,
+        }
+
+    def erase(self, tracking_number: str, reason: str) -> ErasureReceipt:
+        """Crypto-shred a parcel: destroy its data key (its details, second factors, event
+        fields and salts become unreadable for anyone) and return the signed erasure receipt.
+
+        Idempotent: erasing again returns the first receipt. Leaves, checkpoints, commitments
+        and signatures stay, so the parcel's proofs still verify without revealing anything.
+        NotFoundError for an unknown tracking number; FormatError for an unknown reason.
+        """
+        check_reason(reason)
+        return self._erase(self._shipment(tracking_number), reason)
+
+    def shipment_id(self, tracking_number: str) -> str:
+        """The node's internal id of a parcel (for audit entries); NotFoundError if unknown."""
+        return self._shipment(tracking_number).shipment_id
+
+    def erasure_receipt(self, tracking_number: str) -> ErasureReceipt | None:
+        """The receipt of an erased parcel; None while it is not erased."""
+        record = self.store.erasure(self._shipment(tracking_number).shipment_id)
+        return None if record is None else parse_receipt(record.receipt)
+
+    def erase_expired(
+        self, now: int, retention_seconds: int, *, dry_run: bool = False
+    ) -> RetentionResult:
+        """Erase (reason ``retention``) every shipment whose last activity — the latest event
+        recorded, or its creation when it has none — lies more than ``retention_seconds``
+        before ``now``. ``retention_seconds <= 0`` means retention is off: nothing happens. A dry
+        run only lists the shipments it would erase."""
+        if retention_seconds <= 0:
+            return RetentionResult(cutoff=0, erased=(), dry_run=dry_run)
+        cutoff = now - retention_seconds
+        if dry_run:
+            idle = self.store.idle_shipments(cutoff, 1_000_000)
+            return RetentionResult(cutoff, tuple(s.shipment_id for s in idle), dry_run=True)
+        erased: list[str] = []
+        tried: set[str] = set()
+        while True:
+            batch = [
+                s
+                for s in self.store.idle_shipments(cutoff, RETENTION_BATCH)
+                if s.shipment_id not in tried
+            ]
+            if not batch:
+                break
+            for shipment in batch:
+                tried.add(shipment.shipment_id)
+                try:
+                    self._erase(shipment, RETENTION)
+                except ConflictError:
+                    continue  # it got an event meanwhile: not idle any more
+                erased.append(shipment.shipment_id)
+        return RetentionResult(cutoff, tuple(erased))
+
+    def _erase(self, shipment: ShipmentRecord, reason: str) -> ErasureReceipt:
+        for _ in range(ERASE_ATTEMPTS):
+            existing = self.store.erasure(shipment.shipment_id)
+            if existing is not None:
+                return parse_receipt(existing.receipt)
+            if self._erasure_key is None:
+                raise KeyStateError(
+                    "this node holds no key to sign erasure receipts: build it with the "
+                    "anchoring account's key (erasure_signer)"
+                )
+            last = self.store.last_event(shipment.shipment_id)
+            count = last.sequence + 1 if last else 0
+            last_commitment = last.commitment if last else ZERO32
+            erasure = eip712.Erasure(
+                log_id=self.courier_id,
+                shipment=shipment.ref,
+                event_count=count,
+                last_commitment=last_commitment,
+                erased_at=self.clock.now(),
+                reason=reason,
+            )
+            receipt = sign_receipt(self._erasure_key, self.domain, erasure)
+            record = ErasureRecord(
+                shipment_id=shipment.shipment_id,
+                erased_at=erasure.erased_at,
+                reason=reason,
+                receipt=receipt.canonical(),
+            )
+            try:
+                stored = self.store.destroy_data_key(
+                    record, event_count=count, last_commitment=last_commitment
+                )
+            except ConflictError:
+                continue  # an event landed between reading the chain and destroying the key
+            return receipt if stored == record else parse_receipt(stored.receipt)
+        raise ConflictError("the shipment kept getting events while it was being erased")
+
+
+def _anchoring(
+    leaf_index: int, landed: Sequence[CheckpointRecord], confirmed_size: int
+) -> tuple[str, CheckpointRecord | None]:
+    """An event's anchoring state and the first landed checkpoint that includes it."""
+    first = next((c for c in landed if c.size > leaf_index), None)
+    if first is None:
+        return "pending", None
+    return ("confirmed" if leaf_index < confirmed_size else "anchored"), first
+
+
+def _key_of(account: Any) -> bytes | None:
+    """The private key of a local account (eth-account's LocalAccount), if it is one."""
+    key = getattr(account, "key", None)
+    if isinstance(key, bytes | bytearray) and len(key) == 32:
+        return bytes(key)
+    return None
 
 
 def request_digest(

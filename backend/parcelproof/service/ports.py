@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from parcelproof.core.bundle import LedgerView
 from parcelproof.core.envelope import WrappedKey
+from parcelproof.core.errors import ConflictError
+
+
+class ShipmentErasedError(ConflictError):
+    """The shipment's data key was destroyed (crypto-shredding): its details, second factors
+    and event fields are gone for good, and nothing more can be recorded for it."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,21 @@ class ShipmentRecord:
     sealed_details: bytes
     sealed_factor: bytes
     created_at: int
+
+    @property
+    def erased(self) -> bool:
+        """Whether the data key was destroyed (a store reads it back as an empty blob)."""
+        return not self.wrapped_key.blob
+
+
+@dataclass(frozen=True)
+class ErasureRecord:
+    """A crypto-shredded shipment: when, why, and the signed receipt (canonical JSON)."""
+
+    shipment_id: str
+    erased_at: int
+    reason: str
+    receipt: str
 
 
 @dataclass(frozen=True)
@@ -142,9 +163,29 @@ class Store(Protocol):
     def append_event(self, record: EventRecord, leaf_hash: bytes) -> EventRecord:
         """Atomically append: the record's sequence must be the shipment's next and its
         previous the last commitment (else ConflictError; NotFoundError for a shipment not
-        in this log); the store assigns the leaf index
+        in this log; ShipmentErasedError for an erased one); the store assigns the leaf index
         (the log's size), stores the leaf and every completed subtree hash, and returns the
         record with its leaf index. ``record.leaf_index`` is ignored on input."""
+        ...
+
+    def destroy_data_key(
+        self, erasure: ErasureRecord, *, event_count: int, last_commitment: bytes
+    ) -> ErasureRecord:
+        """Crypto-shred a shipment: in one transaction, destroy its wrapped data key and
+        record ``erasure``; return what is stored. Idempotent: a shipment already erased keeps
+        its first record, which is returned. ConflictError if the shipment's hash chain is no
+        longer at ``event_count`` events ending in ``last_commitment`` (the receipt would be
+        stale); NotFoundError for a shipment not in this log. Appends serialise with it: no
+        event is appended to an erased shipment (ShipmentErasedError)."""
+        ...
+
+    def erasure(self, shipment_id: str) -> ErasureRecord | None:
+        """The shipment's erasure record, if its keys were destroyed."""
+        ...
+
+    def idle_shipments(self, before: int, limit: int) -> list[ShipmentRecord]:
+        """Up to ``limit`` shipments not erased whose last activity (the latest event
+        recorded, or the creation when there is none) lies before ``before``, oldest first."""
         ...
 
     def log_size(self) -> int: ...
@@ -183,3 +224,16 @@ class SystemClock:
 
     def now(self) -> int:
         return int(time.time())
+
+
+class AuditSink(Protocol):
+    """Where privileged actions and reads of personal data are recorded (the node's
+    hash-chained audit log, :class:`parcelproof.service.audit.AuditLog`)."""
+
+    def record(
+        self,
+        actor: str,
+        action: str,
+        target: str | None = None,
+        detail: Mapping[str, str | int | bool | None] | None = None,
+    ) -> object: ...

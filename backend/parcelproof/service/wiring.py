@@ -23,13 +23,19 @@ from web3.types import RPCEndpoint, RPCResponse
 from parcelproof.api.deps import NodeServices
 from parcelproof.chain import devnet
 from parcelproof.chain.ledger import LedgerClient
+from parcelproof.core.envelope import Keyring
 from parcelproof.core.errors import Error, StoreError, UnknownCourierError
 from parcelproof.service.anchoring import AnchorPolicy, AnchorWorker
+from parcelproof.service.audit import AuditLog
 from parcelproof.service.keys import AgentKeyDirectory
 from parcelproof.service.node import CourierNode
+from parcelproof.service.privacy import RetentionJob, retention_seconds
+from parcelproof.service.staff import StaffService, WebAuthnConfig
 from parcelproof.settings import ConfigurationError, Settings
+from parcelproof.store.audit_sql import SqlAuditStore
 from parcelproof.store.db import make_engine, session_factory, upgrade
 from parcelproof.store.sql import SqlStore
+from parcelproof.store.staff_sql import SqlStaffStore
 
 log = logging.getLogger("parcelproof.node")
 
@@ -79,6 +85,11 @@ def open_store(settings: Settings) -> tuple[Engine, SqlStore]:
     courier_id = settings.courier_id_bytes()
     engine = open_database(settings.database())
     return engine, SqlStore(session_factory(engine), courier_id)
+
+
+def audit_log(engine: Engine, courier_id: bytes) -> AuditLog:
+    """The hash-chained audit log of the courier's node in the database of ``engine``."""
+    return AuditLog(SqlAuditStore(session_factory(engine), courier_id))
 
 
 # --- chain ----------------------------------------------------------------------------------
@@ -202,6 +213,7 @@ class NodeRuntime:
     node: CourierNode
     worker: AnchorWorker
     services: NodeServices
+    audit: AuditLog  # record personal-data reads and privileged actions here
     _probe: Web3 | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -306,6 +318,25 @@ def fault_hook(settings: Settings) -> Callable[[], None] | None:
     return die
 
 
+def open_staff(
+    settings: Settings,
+    engine: Engine,
+    log_id: bytes,
+    keyring: Keyring,
+    *,
+    audit: AuditLog | None = None,
+) -> StaffService:
+    """The node's staff accounts (passkeys bound to the configured relying party); logins,
+    failures, enrolments and account changes go to ``audit`` (the node's audit log)."""
+    origins = tuple(o.strip() for o in settings.webauthn_origins.split(",") if o.strip())
+    return StaffService(
+        SqlStaffStore(session_factory(engine), log_id),
+        keyring,
+        webauthn=WebAuthnConfig(rp_id=settings.webauthn_rp_id, origins=origins),
+        audit=audit if audit is not None else audit_log(engine, log_id),
+    )
+
+
 def open_node(settings: Settings, *, web3: Web3 | None = None) -> NodeRuntime:
     """Build a courier node from ``settings``: database (migrated), ledger connection (via
     ``web3`` or ``settings.rpc_url``), the node with the on-chain agent-key directory, and
@@ -326,6 +357,7 @@ def open_node(settings: Settings, *, web3: Web3 | None = None) -> NodeRuntime:
             store=store,
             agent_keys=AgentKeyDirectory(chain.ledger),
         )
+        audit = audit_log(engine, chain.courier_id)
         worker = AnchorWorker(
             node,
             AnchorPolicy(
@@ -335,6 +367,10 @@ def open_node(settings: Settings, *, web3: Web3 | None = None) -> NodeRuntime:
             ),
             lock=worker_lock(engine, store),
             after_send=fault_hook(settings),
+            audit=audit,
+            retention=RetentionJob(
+                node, retention_seconds(settings.retention_days), audit=audit
+            ),  # off when PARCELPROOF_RETENTION_DAYS=0
         )
     except BaseException:
         engine.dispose()
@@ -349,6 +385,13 @@ def open_node(settings: Settings, *, web3: Web3 | None = None) -> NodeRuntime:
         chain=chain,
         node=node,
         worker=worker,
-        services=NodeServices(node=node, ledger=chain.ledger, clients=store),
+        services=NodeServices(
+            node=node,
+            ledger=chain.ledger,
+            clients=store,
+            staff=open_staff(settings, engine, store.log_id, keyring, audit=audit),
+            audit=audit,
+        ),
+        audit=audit,
         _probe=probe,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +12,16 @@ from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from parcelproof.core.errors import FormatError, StoreError
+from parcelproof.core.errors import (
+    ConflictError,
+    Error,
+    FormatError,
+    NotFoundError,
+    StoreError,
+)
 
 DEFAULT_URL = "sqlite:///data/parcelproof.sqlite"
 SQLITE_FILE = "parcelproof.sqlite"
@@ -119,3 +127,52 @@ def _sqlite_on_begin(connection: Connection) -> None:
     if mode not in _SQLITE_BEGIN_MODES:
         raise StoreError(f"unknown SQLite transaction mode {mode!r}")
     connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+# --- shared by the repositories -------------------------------------------------------------
+
+
+def engine_of(sessions: sessionmaker[Session]) -> Engine:
+    """The engine a session factory is bound to."""
+    with sessions() as session:
+        bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
+@contextmanager
+def transaction(
+    sessions: sessionmaker[Session],
+    dialect: str,
+    *,
+    write: bool = False,
+    conflict: Callable[[str], str] = lambda _name: "the record conflicts with one stored",
+    what: str = "database operation",
+) -> Iterator[Session]:
+    """One transaction; writes on SQLite take the database lock at BEGIN (IMMEDIATE), so two
+    writers serialise instead of failing at commit. Constraint violations become our errors
+    (:func:`integrity_error`), driver failures :class:`StoreError` naming only the kind."""
+    try:
+        with sessions() as s, s.begin():
+            if write and dialect == "sqlite":
+                s.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            yield s
+    except IntegrityError as e:
+        raise integrity_error(e, conflict) from e
+    except SQLAlchemyError as e:
+        raise StoreError(f"{what} failed: {type(e).__name__}") from e
+
+
+def integrity_error(e: IntegrityError, conflict: Callable[[str], str]) -> Error:
+    """Map a constraint violation to our errors without echoing the driver's row values;
+    ``conflict`` says what a violated unique constraint (by name) means."""
+    code = getattr(e.orig, "sqlstate", None)  # psycopg
+    message = str(e.orig)
+    if code == "23505" or "UNIQUE constraint failed" in message:
+        diag = getattr(e.orig, "diag", None)
+        name = getattr(diag, "constraint_name", None) or message.partition(": ")[2].strip()
+        return ConflictError(conflict(name))
+    if code == "23503" or "FOREIGN KEY constraint failed" in message:
+        return NotFoundError("the record refers to something not stored")
+    if code in ("23514", "23502") or "constraint failed" in message:
+        return FormatError("the record violates a constraint of the schema")
+    return StoreError(f"integrity error: {type(e.orig).__name__}")

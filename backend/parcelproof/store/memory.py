@@ -14,7 +14,9 @@ from parcelproof.service.ports import (
     ApiClientRecord,
     CheckpointRecord,
     Clock,
+    ErasureRecord,
     EventRecord,
+    ShipmentErasedError,
     ShipmentRecord,
     SystemClock,
 )
@@ -29,7 +31,8 @@ class MemoryStore:
         self._clock = clock or SystemClock()
         self._lock = threading.RLock()
         self._shipments: dict[bytes, ShipmentRecord] = {}
-        self._shipment_ids: set[str] = set()
+        self._refs: dict[str, bytes] = {}  # shipment id -> reference
+        self._erasures: dict[str, ErasureRecord] = {}
         self._events: dict[str, list[EventRecord]] = {}
         self._by_id: dict[str, EventRecord] = {}
         self._log = MemoryLog()
@@ -42,10 +45,10 @@ class MemoryStore:
         with self._lock:
             if record.ref in self._shipments:
                 raise ConflictError("a shipment with this tracking number already exists")
-            if record.shipment_id in self._shipment_ids:
+            if record.shipment_id in self._refs:
                 raise ConflictError(f"shipment id {record.shipment_id} already exists")
             self._shipments[record.ref] = record
-            self._shipment_ids.add(record.shipment_id)
+            self._refs[record.shipment_id] = record.ref
             self._events[record.shipment_id] = []
 
     def wrapped_keys(self, not_kid: str) -> list[tuple[str, WrappedKey]]:
@@ -56,12 +59,46 @@ class MemoryStore:
         )
 
     def set_wrapped_key(self, shipment_id: str, wrapped: WrappedKey) -> None:
+        """Replace a shipment's wrapped data key; an erased shipment keeps no key (no-op)."""
         with self._lock:
-            for ref, r in self._shipments.items():
-                if r.shipment_id == shipment_id:
-                    self._shipments[ref] = replace(r, wrapped_key=wrapped)
-                    return
-        raise NotFoundError(f"no shipment {shipment_id} in this log")
+            ref = self._refs.get(shipment_id)
+            if ref is None:
+                raise NotFoundError(f"no shipment {shipment_id} in this log")
+            r = self._shipments[ref]
+            if not r.erased:
+                self._shipments[ref] = replace(r, wrapped_key=wrapped)
+
+    def destroy_data_key(
+        self, erasure: ErasureRecord, *, event_count: int, last_commitment: bytes
+    ) -> ErasureRecord:
+        with self._lock:
+            ref = self._refs.get(erasure.shipment_id)
+            if ref is None:
+                raise NotFoundError(f"no shipment {erasure.shipment_id} in this log")
+            existing = self._erasures.get(erasure.shipment_id)
+            if existing is not None:
+                return existing
+            events = self._events[erasure.shipment_id]
+            last = events[-1].commitment if events else bytes(32)
+            if len(events) != event_count or last != last_commitment:
+                raise ConflictError("the shipment got another event while it was being erased")
+            r = self._shipments[ref]
+            self._shipments[ref] = replace(r, wrapped_key=WrappedKey(r.wrapped_key.kid, b""))
+            self._erasures[erasure.shipment_id] = erasure
+            return erasure
+
+    def erasure(self, shipment_id: str) -> ErasureRecord | None:
+        return self._erasures.get(shipment_id)
+
+    def idle_shipments(self, before: int, limit: int) -> list[ShipmentRecord]:
+        with self._lock:
+            idle = []
+            for r in self._shipments.values():
+                events = self._events[r.shipment_id]
+                last = max((e.recorded_at for e in events), default=r.created_at)
+                if not r.erased and r.shipment_id not in self._erasures and last < before:
+                    idle.append((last, r.shipment_id, r))
+        return [r for _, _, r in sorted(idle, key=lambda t: (t[0], t[1]))[: max(limit, 0)]]
 
     def shipment_by_ref(self, ref: bytes) -> ShipmentRecord | None:
         return self._shipments.get(ref)
@@ -81,6 +118,10 @@ class MemoryStore:
             events = self._events.get(record.shipment_id)
             if events is None:
                 raise NotFoundError(f"no shipment {record.shipment_id} in this log")
+            if record.shipment_id in self._erasures:
+                raise ShipmentErasedError(
+                    "the shipment's details were erased: no event can be recorded for it"
+                )
             previous = events[-1].commitment if events else bytes(32)
             if record.sequence != len(events) or record.previous != previous:
                 raise ConflictError(f"sequence {record.sequence} of this shipment is already taken")

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, Select, insert, select, text, tuple_, update
+from sqlalchemy import CursorResult, Engine, Select, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from parcelproof.core.envelope import WrappedKey
 from parcelproof.core.errors import (
     ConflictError,
-    Error,
     FormatError,
     IndexOutOfRangeError,
     NotFoundError,
@@ -28,18 +28,21 @@ from parcelproof.service.ports import (
     ApiClientRecord,
     CheckpointRecord,
     Clock,
+    ErasureRecord,
     EventRecord,
+    ShipmentErasedError,
     ShipmentRecord,
     SystemClock,
 )
 
 if TYPE_CHECKING:
     from parcelproof.service.ports import Store
-from parcelproof.store.db import SQLITE_BEGIN_OPTION
+from parcelproof.store.db import engine_of, transaction
 from parcelproof.store.models import (
     CHECKPOINT_STATUSES,
     ApiClientRow,
     CheckpointRow,
+    ErasureRow,
     EventRow,
     LogNodeRow,
     LogStateRow,
@@ -58,6 +61,7 @@ ANCHORED_STATUSES = ("anchored", "confirmed")
 _NODE_BATCH = 400  # coordinates per query (two bound parameters each)
 _MAX_LEVEL = 63
 _INT64 = (-(1 << 63), (1 << 63) - 1)
+log = logging.getLogger("parcelproof.store")
 
 
 class SqlStore:
@@ -77,9 +81,7 @@ class SqlStore:
         self._sessions = sessions
         self._log_id = log_id
         self._clock = clock or SystemClock()
-        with sessions() as session:
-            bind = session.get_bind()
-        self._engine: Engine = bind if isinstance(bind, Engine) else bind.engine
+        self._engine: Engine = engine_of(sessions)
         self._dialect = self._engine.dialect.name
 
     @property
@@ -132,12 +134,105 @@ class SqlStore:
             return [(sid, WrappedKey(kid=kid, blob=blob or b"")) for sid, kid, blob in rows]
 
     def set_wrapped_key(self, shipment_id: str, wrapped: WrappedKey) -> None:
-        """Replace a shipment's wrapped data key (key rotation; the data is untouched)."""
+        """Replace a shipment's wrapped data key (key rotation; the data is untouched). An
+        erased shipment keeps no key: a rotation that read its key before the erasure must
+        not bring it back, so the update only touches a key that is still there."""
         with self._transaction(write=True) as s:
-            row = s.get(ShipmentRow, shipment_id)
-            if row is None or row.log_id != self._log_id:
+            updated = _rowcount(
+                s.execute(
+                    update(ShipmentRow)
+                    .where(
+                        ShipmentRow.shipment_id == shipment_id,
+                        ShipmentRow.log_id == self._log_id,
+                        ShipmentRow.wrapped_key_blob.is_not(None),
+                    )
+                    .values(wrapped_key_kid=wrapped.kid, wrapped_key_blob=wrapped.blob)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            if updated == 0 and self._shipment_id(s, shipment_id) is None:
                 raise NotFoundError(f"no shipment {shipment_id} in this log")
-            row.wrapped_key_kid, row.wrapped_key_blob = wrapped.kid, wrapped.blob
+
+    def destroy_data_key(
+        self, erasure: ErasureRecord, *, event_count: int, last_commitment: bytes
+    ) -> ErasureRecord:
+        """Crypto-shred a shipment: set its wrapped data key to NULL and insert its
+        ``erasures`` row in one transaction, serialised with appends on the log's lock.
+        Idempotent (an erased shipment returns its first record); ConflictError if the
+        shipment's chain moved past ``event_count`` / ``last_commitment``.
+
+        SQLite: the transaction runs with ``secure_delete`` (the freed bytes of the old key
+        are zeroed, not left in the page), and afterwards the WAL is checkpointed and
+        truncated, so the old wrapped key leaves the database files, not only the rows.
+        PostgreSQL keeps the old row version until VACUUM (see docs/privacy.md)."""
+        with self._transaction(write=True) as s:
+            self._lock_log(s)
+            if self._dialect == "sqlite":
+                s.execute(text("PRAGMA secure_delete = ON"))
+            if self._shipment_id(s, erasure.shipment_id) is None:
+                raise NotFoundError(f"no shipment {erasure.shipment_id} in this log")
+            existing = s.get(ErasureRow, erasure.shipment_id)
+            if existing is not None:
+                return _erasure(existing)
+            last = s.execute(
+                select(EventRow.sequence, EventRow.commitment)
+                .where(EventRow.shipment_id == erasure.shipment_id)
+                .order_by(EventRow.sequence.desc())
+                .limit(1)
+            ).one_or_none()
+            count, previous = (0, bytes(32)) if last is None else (last[0] + 1, last[1])
+            if count != event_count or previous != last_commitment:
+                raise ConflictError("the shipment got another event while it was being erased")
+            s.execute(
+                update(ShipmentRow)
+                .where(ShipmentRow.shipment_id == erasure.shipment_id)
+                .values(wrapped_key_blob=None)
+                .execution_options(synchronize_session=False)
+            )
+            s.add(
+                ErasureRow(
+                    shipment_id=erasure.shipment_id,
+                    log_id=self._log_id,
+                    erased_at=erasure.erased_at,
+                    reason=erasure.reason,
+                    receipt=erasure.receipt,
+                )
+            )
+        if self._dialect == "sqlite":
+            self._truncate_wal()
+        return erasure
+
+    def erasure(self, shipment_id: str) -> ErasureRecord | None:
+        """The shipment's erasure record, if its keys were destroyed."""
+        with self._transaction() as s:
+            row = s.get(ErasureRow, shipment_id)
+            return None if row is None or row.log_id != self._log_id else _erasure(row)
+
+    def idle_shipments(self, before: int, limit: int) -> list[ShipmentRecord]:
+        """Up to ``limit`` shipments not erased whose last activity (latest event recorded,
+        else creation) lies before ``before``, oldest first (the retention job's input)."""
+        latest = (
+            select(EventRow.shipment_id, func.max(EventRow.recorded_at).label("last"))
+            .where(EventRow.log_id == self._log_id)
+            .group_by(EventRow.shipment_id)
+            .subquery()
+        )
+        activity = func.coalesce(latest.c.last, ShipmentRow.created_at)
+        query = (
+            select(ShipmentRow)
+            .outerjoin(latest, latest.c.shipment_id == ShipmentRow.shipment_id)
+            .outerjoin(ErasureRow, ErasureRow.shipment_id == ShipmentRow.shipment_id)
+            .where(
+                ShipmentRow.log_id == self._log_id,
+                ShipmentRow.wrapped_key_blob.is_not(None),
+                ErasureRow.shipment_id.is_(None),
+                activity < before,
+            )
+            .order_by(activity, ShipmentRow.shipment_id)
+            .limit(max(limit, 0))
+        )
+        with self._transaction() as s:
+            return [_shipment(r) for r in s.scalars(query)]
 
     def shipment_by_ref(self, ref: bytes) -> ShipmentRecord | None:
         with self._transaction() as s:
@@ -186,14 +281,18 @@ class SqlStore:
             raise FormatError(f"leaf hash must be {HASH_SIZE} bytes")
         with self._transaction(write=True) as s:
             size = self._lock_log(s)
-            known = s.scalar(
-                select(ShipmentRow.shipment_id).where(
+            known = s.execute(
+                select(ShipmentRow.shipment_id, ShipmentRow.wrapped_key_blob.is_(None)).where(
                     ShipmentRow.shipment_id == record.shipment_id,
                     ShipmentRow.log_id == self._log_id,
                 )
-            )
+            ).one_or_none()
             if known is None:
                 raise NotFoundError(f"no shipment {record.shipment_id} on this log")
+            if known[1]:
+                raise ShipmentErasedError(
+                    "the shipment's details were erased: no event can be recorded for it"
+                )
             last = s.execute(
                 select(EventRow.sequence, EventRow.commitment)
                 .where(EventRow.shipment_id == record.shipment_id)
@@ -439,17 +538,8 @@ class SqlStore:
 
     # --- internals --------------------------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self, *, write: bool = False) -> Iterator[Session]:
-        try:
-            with self._sessions() as s, s.begin():
-                if write and self._dialect == "sqlite":
-                    s.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-                yield s
-        except IntegrityError as e:
-            raise _integrity_error(e) from e
-        except SQLAlchemyError as e:
-            raise StoreError(f"database operation failed: {type(e).__name__}") from e
+    def _transaction(self, *, write: bool = False) -> AbstractContextManager[Session]:
+        return transaction(self._sessions, self._dialect, write=write, conflict=_conflict_meaning)
 
     def _lock_log(self, s: Session) -> int:
         """Lock the log's state row (creating it at size 0) and return the log's size."""
@@ -501,6 +591,35 @@ class SqlStore:
                 found[(level, index)] = h
         return found
 
+    def _shipment_id(self, s: Session, shipment_id: str) -> str | None:
+        return s.scalar(
+            select(ShipmentRow.shipment_id).where(
+                ShipmentRow.shipment_id == shipment_id, ShipmentRow.log_id == self._log_id
+            )
+        )
+
+    def _truncate_wal(self) -> None:
+        """Copy the WAL into the database file and empty it (best effort: a reader that
+        holds an old snapshot makes SQLite skip it; the next erasure tries again)."""
+        try:
+            raw = self._engine.raw_connection()
+        except SQLAlchemyError as e:
+            log.warning("WAL checkpoint after an erasure skipped: %s", type(e).__name__)
+            return
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy = cursor.fetchone()
+            finally:
+                cursor.close()
+            if busy and busy[0]:
+                log.warning("WAL checkpoint after an erasure was blocked by a reader")
+        except Exception as e:  # the erasure itself is committed; never fail it here
+            log.warning("WAL checkpoint after an erasure failed: %s", type(e).__name__)
+        finally:
+            raw.close()
+
     def _checkpoint_query(self) -> Select[CheckpointRow]:
         return select(CheckpointRow).where(CheckpointRow.log_id == self._log_id)
 
@@ -525,6 +644,19 @@ def _shipment(row: ShipmentRow) -> ShipmentRecord:
         sealed_factor=row.sealed_factor,
         created_at=row.created_at,
     )
+
+
+def _erasure(row: ErasureRow) -> ErasureRecord:
+    return ErasureRecord(
+        shipment_id=row.shipment_id,
+        erased_at=row.erased_at,
+        reason=row.reason,
+        receipt=row.receipt,
+    )
+
+
+def _rowcount(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def _event(row: EventRow) -> EventRecord:
@@ -624,17 +756,5 @@ _UNIQUE_MEANING = {
 }
 
 
-def _integrity_error(e: IntegrityError) -> Error:
-    """Map a constraint violation to our errors without echoing the driver's row values."""
-    code = getattr(e.orig, "sqlstate", None)  # psycopg
-    message = str(e.orig)
-    if code == "23505" or "UNIQUE constraint failed" in message:
-        diag = getattr(e.orig, "diag", None)
-        name = getattr(diag, "constraint_name", None) or message.partition(": ")[2].strip()
-        meaning = _UNIQUE_MEANING.get(name, "the record conflicts with one already stored")
-        return ConflictError(meaning)
-    if code == "23503" or "FOREIGN KEY constraint failed" in message:
-        return NotFoundError("the record refers to something not stored")
-    if code in ("23514", "23502") or "constraint failed" in message:
-        return FormatError("the record violates a constraint of the schema")
-    return StoreError(f"integrity error: {type(e.orig).__name__}")
+def _conflict_meaning(constraint: str) -> str:
+    return _UNIQUE_MEANING.get(constraint, "the record conflicts with one already stored")

@@ -1,9 +1,14 @@
 // The customer page: look a parcel up, show its timeline, verify its proof bundle HERE, in the
 // browser, against the chain (verifier.js), and verify bundle files dropped on the page.
-import { ChainError, FormatError, rpcLedger, verifyBundle } from './verifier.js';
+import {
+  ChainError, ERASED, FormatError, rpcLedger, verifyBundle, verifyErasureReceipt,
+} from './verifier.js';
 
 const $ = (id) => document.getElementById(id);
 const MAX_FILE = 5 * 1024 * 1024;
+const ERASED_PROBLEM = 'urn:parcelproof:problem:erased';
+const REASONS = { request: 'at the request of the sender or recipient', legal: 'for a legal obligation',
+  retention: 'at the end of the retention period' };
 const DATE_STYLE = { dateStyle: 'medium', timeStyle: 'short' };
 const CHECK_INFO = {
   ledger: 'the bundle names this chain and ledger contract',
@@ -20,6 +25,7 @@ const CHECK_INFO = {
 let config = null; // {chainId, ledger, rpcUrl} from GET /v1/config
 let configLoaded;
 let downloadUrl = null;
+let receiptUrl = null;
 
 /** Build an element; children are nodes or text (never parsed as HTML). */
 function el(tag, attrs = {}, ...children) {
@@ -80,7 +86,7 @@ function timelineItem(t) {
   const other = f.handoff_to ?? f.handoff_from;
   return el('li', { class: 'event', 'data-anchoring': t.anchoring, 'data-subject': eventSubject(t.log_id, t.sequence) },
     el('time', { datetime: when.toISOString() }, when.toLocaleString(undefined, DATE_STYLE)),
-    el('span', { class: 'status' }, humanize(f.status)),
+    el('span', { class: 'status' }, t.erased ? 'Details erased' : humanize(f.status)),
     typeof f.place === 'string' ? el('span', { class: 'place' }, f.place) : null,
     typeof other === 'string'
       ? el('span', { class: 'place' }, `${f.handoff_to ? 'to' : 'from'} courier ${shortId(other)}`) : null,
@@ -95,6 +101,7 @@ function timelineOf(bundle) {
       sequence: e.sequence,
       event_time: e.eventTime,
       fields: Object.fromEntries(e.revealed.map((f) => [f.name, f.value])),
+      erased: e.erased === true,
       anchoring: e.inclusionProof ? `in checkpoint of size ${lg.checkpoint.size}` : 'pending',
     }))).filter((t) => typeof t.log_id === 'string' && Number.isSafeInteger(t.event_time))
       .sort((a, b) => a.event_time - b.event_time);
@@ -139,8 +146,13 @@ async function verifyAndShow(bundle, source) {
   $('checks').replaceChildren(...checkGroups(report.checks));
   markTimeline(report);
   const failed = report.checks.filter((c) => !c.ok);
-  const skipped = report.checks.filter((c) => c.skipped);
-  const n = report.checks.length;
+  const erased = report.checks.filter((c) => c.skipped && c.detail === ERASED);
+  const skipped = report.checks.filter((c) => c.skipped && c.detail !== ERASED);
+  const n = report.checks.length - erased.length;
+  const gone = erased.length
+    ? ` The content of ${erased.length} erased event${erased.length > 1 ? 's' : ''} can no longer be ` +
+      'shown or checked: the courier destroyed it.'
+    : '';
   if (failed.length) {
     const names = [...new Set(failed.map((c) => c.name))].join(', ');
     setSummary('failed', `✗ Not verified: ${failed.length} of ${n} checks failed (${names}). ` +
@@ -148,9 +160,9 @@ async function verifyAndShow(bundle, source) {
   } else if (skipped.length) {
     setSummary('partial', `Partly verified: ${n - skipped.length} checks passed in your browser; ` +
       `${skipped.length} checks that need the chain were skipped, so nothing here shows that ` +
-      'the events were anchored.');
+      `the events were anchored.${gone}`);
   } else {
-    setSummary('verified', `✓ Verified in your browser: all ${n} checks passed against chain ${config.chainId}.`);
+    setSummary('verified', `✓ Verified in your browser: all ${n} checks passed against chain ${config.chainId}.${gone}`);
   }
 }
 
@@ -173,6 +185,50 @@ function checkItem(c) {
       el('strong', {}, c.name),
       el('span', { class: 'info' }, ` — ${CHECK_INFO[c.name] ?? ''}`),
       c.detail ? el('span', { class: 'detail' }, c.detail) : null));
+}
+
+function offerReceipt(receipt) {
+  if (receiptUrl) URL.revokeObjectURL(receiptUrl);
+  const file = receipt && new Blob([JSON.stringify(receipt, null, 2) + '\n'], { type: 'application/json' });
+  receiptUrl = file && URL.createObjectURL(file);
+  $('receipt').href = receiptUrl ?? '#';
+  $('receipt').hidden = !receipt;
+}
+
+/** The answer for a parcel whose details the courier erased: when and why, what is left. */
+async function showErased(body, tracking) {
+  const erasures = Array.isArray(body.erasures) ? body.erasures : [];
+  const when = erasures.map((e) => new Date(e.erasedAt * 1000).toLocaleString(undefined, DATE_STYLE));
+  const why = erasures.map((e) => REASONS[e.reason] ?? e.reason);
+  $('lookup-message').textContent = `The details of this parcel were erased on ${when.join(', ')} ` +
+    `(${why.join('; ')}). Nothing about it can be shown any more; what is left is the proof that ` +
+    'the courier recorded these events, which reveals nothing about the parcel. Keep the signed ' +
+    'erasure receipt as evidence of the erasure.';
+  offerReceipt(erasures.length ? (erasures.length === 1 ? erasures[0].receipt : erasures.map((e) => e.receipt)) : null);
+  await configLoaded;
+  for (const e of erasures) $('lookup-message').append(' ', await receiptNote(e.receipt));
+  showTimeline((body.timeline ?? []).map((t) => ({ ...t, erased: true })), 'Timeline (details erased)');
+  offerDownload(body.bundle ?? null);
+  if (body.bundle) {
+    await verifyAndShow(body.bundle, `Proof bundle of parcel ${tracking.toUpperCase()} (details erased), as this site sent it.`);
+  } else {
+    startResult('');
+    setSummary('none', 'Nothing to verify: no event of this parcel was anchored before its details were erased.');
+  }
+}
+
+/** One sentence on an erasure receipt, checked here in the browser (against the chain if it can). */
+async function receiptNote(receipt) {
+  try {
+    const result = await verifyErasureReceipt(receipt, ledgerView());
+    if (!result.ok) return `✗ The erasure receipt does not verify: ${result.detail}.`;
+    return result.complete
+      ? `✓ The erasure receipt is signed by the courier's account on the ledger (${result.receipt.signer}).`
+      : `The erasure receipt's signature is valid (${result.receipt.signer}); this page cannot read ` +
+        'the chain to confirm that this is the courier\'s account.';
+  } catch (e) {
+    return `The erasure receipt could not be checked: ${e.message}.`;
+  }
 }
 
 function offerDownload(bundle) {
@@ -203,6 +259,7 @@ async function lookUp(event) {
     return $('postcode').focus();
   }
   message.textContent = '';
+  offerReceipt(null);
   $('lookup-button').disabled = true;
   try {
     const response = await fetch('/v1/lookup', {
@@ -211,6 +268,10 @@ async function lookUp(event) {
       body: JSON.stringify({ tracking_number: tracking, ...(postcode ? { postcode } : { access_token: token }) }),
     });
     const body = await response.json().catch(() => ({}));
+    if (response.status === 410 && body.type === ERASED_PROBLEM) {
+      await showErased(body, tracking);
+      return;
+    }
     if (!response.ok) {
       message.textContent = response.status === 404
         ? 'No parcel matches this tracking number and postcode or token.'

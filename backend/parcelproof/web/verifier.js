@@ -3,7 +3,8 @@
 // Implements docs/proof-bundle.md check for check like backend/parcelproof/core/bundle.py:
 // same check names, same order, same pass/fail. `verifyBundle(bundle, ledger)` throws
 // FormatError for unusable input and ChainError when the ledger cannot be read; every other
-// problem is a failed check in the returned report {ok, complete, checks}.
+// problem is a failed check in the returned report {ok, complete, checks}. An erased event
+// (`"erased": true`) has its commitment check skipped (ERASED), as in Python.
 import { Interface, TypedDataEncoder, getAddress, recoverAddress } from './vendor/ethers.min.js';
 
 const FORMAT = 'parcelproof-bundle';
@@ -18,6 +19,8 @@ const OFFERED = 'handoff_offered';
 const ACCEPTED = 'handoff_accepted';
 export const OFFLINE = 'offline: not read from the chain';
 export const PENDING = 'pending: not yet in an anchored checkpoint, so nothing on chain vouches for it yet';
+export const ERASED = "erased: the courier destroyed this event's fields and salts (crypto-shredding), " +
+  'so what it committed to can no longer be shown';
 
 /** The input is not a well-formed version-1 bundle: nothing can be concluded from it. */
 export class FormatError extends Error {
@@ -182,11 +185,16 @@ const EVENT_KEYS = ['sequence', 'previous', 'commitment', 'revealed', 'withheld'
   'agent', 'signature', 'leafIndex', 'inclusionProof'];
 
 function parseEvent(obj, where) {
-  const o = expectKeys(obj, where, EVENT_KEYS);
+  const o = expectKeys(obj, where, EVENT_KEYS, ['erased']);
+  const erased = Object.hasOwn(o, 'erased');
+  if (erased && o.erased !== true) throw new FormatError(`${where}.erased must be true when present`);
   const revealed = list(o.revealed, `${where}.revealed`, MAX_LIST)
     .map((f, i) => parseOpening(f, `${where}.revealed[${i}]`));
   const withheld = list(o.withheld, `${where}.withheld`, MAX_LIST)
     .map((d, i) => parseHex(d, `${where}.withheld[${i}]`, 32));
+  if (erased && (revealed.length || withheld.length)) {
+    throw new FormatError(`${where}: an erased event reveals no field and withholds no digest`);
+  }
   const sequence = uint64(o.sequence, `${where}.sequence`);
   const previous = parseHex(o.previous, `${where}.previous`, 32);
   let leafIndex = null;
@@ -199,7 +207,7 @@ function parseEvent(obj, where) {
       .map((h, i) => parseHex(h, `${where}.inclusionProof[${i}]`, 32));
   }
   return {
-    sequence, previous, revealed, withheld, leafIndex, proof,
+    sequence, previous, revealed, withheld, leafIndex, proof, erased,
     commitment: parseHex(o.commitment, `${where}.commitment`, 32),
     eventTime: uint64(o.eventTime, `${where}.eventTime`),
     agent: parseAddress(o.agent, `${where}.agent`),
@@ -526,17 +534,21 @@ async function verifyLog(lg, domain, ledger, report) {
     report.add('hash-chain', subject, linked, linked ? '' : `expected sequence ${expected} after ${short(previous)}`);
     previous = ev.commitment;
     expected = ev.sequence + 1;
-    await run(report, 'commitment', subject, async () => {
-      const calculated = await eventCommitment(lg.logId, lg.shipment, ev);
-      if (calculated !== ev.commitment) {
-        throw new CheckFailed(`event #${ev.sequence} commitment mismatch: ` +
-          `expected ${ev.commitment.slice(2)}, calculated ${calculated.slice(2)}`);
-      }
-      const shown = ev.revealed.find((f) => f.name === 'time');
-      if (shown !== undefined && shown.value !== ev.eventTime) {
-        throw new CheckFailed(`the revealed time ${JSON.stringify(shown.value)} differs from the signed eventTime`);
-      }
-    });
+    if (ev.erased) {
+      report.skip('commitment', subject, ERASED); // nothing left to open the commitment with
+    } else {
+      await run(report, 'commitment', subject, async () => {
+        const calculated = await eventCommitment(lg.logId, lg.shipment, ev);
+        if (calculated !== ev.commitment) {
+          throw new CheckFailed(`event #${ev.sequence} commitment mismatch: ` +
+            `expected ${ev.commitment.slice(2)}, calculated ${calculated.slice(2)}`);
+        }
+        const shown = ev.revealed.find((f) => f.name === 'time');
+        if (shown !== undefined && shown.value !== ev.eventTime) {
+          throw new CheckFailed(`the revealed time ${JSON.stringify(shown.value)} differs from the signed eventTime`);
+        }
+      });
+    }
     await run(report, 'signature', subject, () => {
       const { sequence, commitment, eventTime } = ev;
       const message = { logId: lg.logId, shipment: lg.shipment, sequence, commitment, eventTime };
@@ -604,6 +616,84 @@ async function verifyCountersignature(logId, shipment, fields, subject, domain, 
     : `${signed.agent} was not a valid key of the counterparty then`);
 }
 
+// --- erasure receipts (docs/privacy.md "Erasure receipt format") -------------------------
+
+const ERASURE_TYPES = {
+  ParcelErasure: [
+    { name: 'logId', type: 'bytes32' }, { name: 'shipment', type: 'bytes32' },
+    { name: 'eventCount', type: 'uint64' }, { name: 'lastCommitment', type: 'bytes32' },
+    { name: 'erasedAt', type: 'uint64' }, { name: 'reason', type: 'string' },
+  ],
+};
+
+/** Parse an erasure receipt (decoded JSON) strictly; FormatError on anything off. */
+export function parseErasureReceipt(obj) {
+  const o = expectKeys(obj, 'receipt', ['format', 'version', 'chain', 'erasure', 'signer', 'signature']);
+  if (o.format !== 'parcelproof-erasure-receipt') {
+    throw new FormatError("receipt.format must be 'parcelproof-erasure-receipt'");
+  }
+  if (o.version !== 1) throw new FormatError(`unsupported receipt version ${JSON.stringify(o.version)}, this reader reads 1`);
+  const chain = expectKeys(o.chain, 'receipt.chain', ['chainId', 'ledger']);
+  const e = expectKeys(o.erasure, 'receipt.erasure',
+    ['logId', 'shipment', 'eventCount', 'lastCommitment', 'erasedAt', 'reason']);
+  if (typeof e.reason !== 'string' || !/^[a-z][a-z0-9-]{0,31}$/.test(e.reason)) {
+    throw new FormatError('erasure reason must be 1-32 lower-case letters, digits or hyphens, starting with a letter');
+  }
+  const erasure = {
+    logId: parseHex(e.logId, 'receipt.erasure.logId', 32),
+    shipment: parseHex(e.shipment, 'receipt.erasure.shipment', 32),
+    eventCount: uint64(e.eventCount, 'receipt.erasure.eventCount'),
+    lastCommitment: parseHex(e.lastCommitment, 'receipt.erasure.lastCommitment', 32),
+    erasedAt: uint64(e.erasedAt, 'receipt.erasure.erasedAt'),
+    reason: e.reason,
+  };
+  if ((erasure.eventCount === 0) !== (erasure.lastCommitment === ZERO32)) {
+    throw new FormatError('the last commitment is zero exactly when there was no event');
+  }
+  const chainId = uint64(chain.chainId, 'receipt.chain.chainId');
+  if (chainId < 1) throw new FormatError(`chain id ${chainId} outside [1, 2^256)`);
+  return {
+    chainId,
+    ledger: parseAddress(chain.ledger, 'receipt.chain.ledger'),
+    erasure,
+    signer: parseAddress(o.signer, 'receipt.signer'),
+    signature: parseHex(o.signature, 'receipt.signature', 65),
+  };
+}
+
+/**
+ * Verify an erasure receipt: its EIP-712 `ParcelErasure` signature recovers to `signer` and,
+ * with a ledger view that has `courierAccount(logId)`, `signer` is the courier's anchoring
+ * account on the chain and contract the receipt names. Returns {ok, complete, detail,
+ * receipt}: `complete` is false when only the signature was checked (no ledger). Throws
+ * FormatError for a malformed receipt, ChainError when the chain cannot be read.
+ */
+export async function verifyErasureReceipt(obj, ledger = null) {
+  const r = parseErasureReceipt(obj);
+  const domain = { name: 'ParcelProof', version: '1', chainId: r.chainId, verifyingContract: r.ledger };
+  try {
+    verifySigner(TypedDataEncoder.hash(domain, ERASURE_TYPES, r.erasure), r.signature, r.signer);
+  } catch (e) {
+    if (!(e instanceof CheckFailed)) throw e;
+    return { ok: false, complete: ledger !== null, detail: e.message, receipt: r };
+  }
+  if (ledger === null) return { ok: true, complete: false, detail: `signed by ${r.signer}; ${OFFLINE}`, receipt: r };
+  if (r.chainId !== Number(ledger.chainId) || r.ledger.toLowerCase() !== ledger.address.toLowerCase()) {
+    return { ok: false, complete: true, receipt: r,
+      detail: `the receipt names chain ${r.chainId} contract ${r.ledger}, the ledger read is chain ${ledger.chainId} contract ${ledger.address}` };
+  }
+  let account;
+  try {
+    account = await ledger.courierAccount(r.erasure.logId);
+  } catch (e) {
+    if (!(e instanceof ContractRevertError)) throw e;
+    return { ok: false, complete: true, detail: `the ledger does not know the receipt's courier: ${e.message}`, receipt: r };
+  }
+  const ok = account.toLowerCase() === r.signer.toLowerCase();
+  return { ok, complete: true, receipt: r, detail: ok ? `signed by ${r.signer}, the courier's anchoring account`
+    : `the receipt is signed by ${r.signer}, but the ledger's anchoring account of courier ${r.erasure.logId} is ${account}` };
+}
+
 // --- ledger views ------------------------------------------------------------------------
 
 /**
@@ -633,6 +723,7 @@ export function snapshotLedger(snapshot) {
 
 export const LEDGER_ABI = [
   'function checkpointRoot(bytes32 courierId, uint64 size) view returns (bytes32 root)',
+  'function courier(bytes32 courierId) view returns ((address account, uint64 admittedAt, uint64 removedAt, bool active, uint64 checkpointCount, uint64 latestSize, uint64 latestAnchoredAt))',
   'function isAgentKeyValid(bytes32 courierId, address agent, uint64 at) view returns (bool)',
   'error ParcelLedgerUnknownCheckpoint(bytes32 courierId, uint64 size)',
   'error ParcelLedgerUnknownCourier(bytes32 courierId)',
@@ -699,5 +790,6 @@ export function rpcLedger(rpcUrl, chainId, address, { timeoutMs = 15000, fetch =
     rpcUrl,
     checkpointRoot: async (logId, size) => String(await call('checkpointRoot', [logId, size])).toLowerCase(),
     isAgentKeyValid: async (logId, agent, at) => Boolean(await call('isAgentKeyValid', [logId, agent, at])),
+    courierAccount: async (logId) => getAddress(String((await call('courier', [logId]))[0])),
   };
 }
