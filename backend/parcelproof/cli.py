@@ -410,6 +410,7 @@ def serve(
             max_body=settings.max_body_bytes,
             ready=runtime.ready,
             cors_origins=settings.cors_origin_list(),
+            interactive_docs=settings.environment != "production",
         )
         ledger = runtime.ledger
         api.include_router(web_router(settings.public_rpc_url, ledger.chain_id, ledger.address))

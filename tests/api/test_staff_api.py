@@ -42,6 +42,7 @@ def test_admin_enrols_totp_then_creates_an_operator(api: Api) -> None:
     r = _login(api, "adm.http")
     assert r.status_code == 200 and r.json()["status"] == "enrol-required"
     token = r.json()["token"]
+    assert api.client.get("/v1/staff/me", headers=_bearer(token)).json()["session_mfa"] is False
     new_user = {"username": "ops.http", "role": "courier-operator", "password": PASSWORD}
     denied = api.client.post("/v1/staff/users", json=new_user, headers=_bearer(token))
     assert denied.status_code == 403 and "second factor" in denied.json()["detail"]
@@ -51,7 +52,7 @@ def test_admin_enrols_totp_then_creates_an_operator(api: Api) -> None:
     old = api.client.get("/v1/staff/me", headers=_bearer(token))
     assert old.status_code == 401  # enrolment re-issued the session
     me = api.client.get("/v1/staff/me", headers=_bearer(mfa_token)).json()
-    assert me["role"] == "consortium-admin" and me["mfa"] == ["totp"]
+    assert me["role"] == "consortium-admin" and me["mfa"] == ["totp"] and me["session_mfa"]
 
     created = api.client.post("/v1/staff/users", json=new_user, headers=_bearer(mfa_token))
     assert created.status_code == 201, created.text

@@ -248,3 +248,12 @@ def test_tls_settings_come_in_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
         match=r"--tls-cert \(PARCELPROOF_TLS_CERT\) is set but --tls-key \(PARCELPROOF_TLS_KEY\)",
     ):
         load_settings(read_env_file=False).tls_files()
+
+
+def test_interactive_docs_can_be_turned_off_for_production(services: NodeServices) -> None:
+    on = TestClient(create_app(services))
+    off = TestClient(create_app(services, interactive_docs=False))
+    assert on.get("/docs").status_code == 200
+    for path in ("/docs", "/redoc"):
+        assert off.get(path).status_code == 404
+    assert off.get("/openapi.json").status_code == 200

@@ -93,13 +93,18 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     ready: Callable[[], dict[str, str]] | None = None,
     cors_origins: Sequence[str] = (),
+    interactive_docs: bool = True,
 ) -> FastAPI:
     """Build the API for one courier node. CORS stays closed unless ``cors_origins`` lists
-    exact origins (``*`` is refused with a ConfigurationError)."""
+    exact origins (``*`` is refused with a ConfigurationError). ``interactive_docs=False``
+    drops ``/docs`` and ``/redoc``, whose pages load scripts from a CDN (production); the
+    OpenAPI document itself stays at ``/openapi.json``."""
     app = NodeApp(
         title="ParcelProof courier node",
         version=__version__,
         description="Record signed parcel milestones; look parcels up with verifiable proofs.",
+        docs_url="/docs" if interactive_docs else None,
+        redoc_url="/redoc" if interactive_docs else None,
     )
     app.state.services = services
     problems.install(app)

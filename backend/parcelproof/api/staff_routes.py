@@ -81,6 +81,9 @@ class UserOut(BaseModel):
     role: str
     mfa: list[str]
     disabled: bool
+    session_mfa: bool | None = Field(
+        default=None, description="on /me: whether this session was opened with a second factor"
+    )
 
 
 def _service(services: Services) -> StaffService:
@@ -168,7 +171,9 @@ def logout(service: Staff, token: Token) -> None:
 @staff.get("/me")
 def me(service: Staff, token: Token) -> UserOut:
     """The account behind the session."""
-    return _user_out(service, service.user_of(token))
+    out = _user_out(service, service.user_of(token))
+    out.session_mfa = service.principal(token).mfa
+    return out
 
 
 @staff.post("/mfa/totp")
