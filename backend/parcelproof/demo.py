@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from rich.console import Console
 from rich.table import Table
@@ -36,11 +37,17 @@ from parcelproof.core.errors import (
     UnauthorizedError,
 )
 from parcelproof.service.agent import Agent
+from parcelproof.service.audit import AuditAction, AuditLog
+from parcelproof.service.authz import RESOLVER
 from parcelproof.service.keys import AgentKeyDirectory
-from parcelproof.service.lookup import LookupResult, lookup
+from parcelproof.service.lookup import LookupResult, ParcelErasedError, dispute_bundle, lookup
 from parcelproof.service.node import CourierNode
+from parcelproof.service.privacy import verify_receipt
+from parcelproof.service.staff import StaffService, totp_now
+from parcelproof.store.audit_sql import SqlAuditStore
 from parcelproof.store.db import make_engine, session_factory, sqlite_url, upgrade
 from parcelproof.store.sql import SqlStore
+from parcelproof.store.staff_sql import SqlStaffStore
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -390,6 +397,7 @@ def run_demo(
         "; ".join(leaks) or f"scanned {sum(1 for f in data_dir.rglob('*') if f.is_file())} files",
     )
     _tamper_drills(d, result.bundle, ledger, (node_a, node_b), engines, parcel, postcode)
+    _accountability_and_erasure(d, ledger, node_a, node_b, engines[id_a], account_a, other)
     for engine in engines.values():
         engine.dispose()
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -404,6 +412,95 @@ def run_demo(
             "Every verification behaved as expected."
         )
     return d.result
+
+
+def _accountability_and_erasure(
+    d: _Demo,
+    ledger: LedgerClient,
+    node_a: CourierNode,
+    node_b: CourierNode,
+    engine: Engine,
+    account: Any,
+    parcel: str,
+) -> None:
+    """A dispute resolver signs in with a second factor and reads evidence (audited, the audit
+    head anchored on chain); the audit log catches an edit; a customer's parcel is erased."""
+    d.step("A dispute resolver signs in (password + authenticator app) and reads evidence")
+    audit = AuditLog(SqlAuditStore(session_factory(engine), node_a.courier_id))
+    staff = StaffService(
+        SqlStaffStore(session_factory(engine), node_a.courier_id), node_a.keyring, audit=audit
+    )
+    password = secrets.token_urlsafe(18)
+    staff.create_user("resolver.lea", RESOLVER, password)
+    first = staff.login("resolver.lea", password)
+    d.expect(
+        "without a second factor a resolver may only enrol one",
+        first.status == "enrol-required"
+        and staff.principal(first.token).permissions == {"mfa:enrol"},
+    )
+    uri = staff.enrol_totp(first.token).otpauth_uri  # scanned by the authenticator app
+    secret = parse_qs(urlsplit(uri).query)["secret"][0]
+    session = staff.confirm_totp(first.token, totp_now(secret)).token
+    resolver = staff.principal(session)
+    resolver.check("read")
+    evidence = dispute_bundle([node_a, node_b], ledger, parcel)
+    audit.record(
+        resolver.actor,
+        AuditAction.EVIDENCE_READ,
+        node_a.shipment_id(parcel),
+        {"events": len(evidence.timeline)},
+    )
+    anchored = audit.anchor(ledger, sender=account)
+    report = audit.verify_against(ledger.audit_heads(node_a.courier_id))
+    d.expect(
+        "the audit log (login, enrolment, evidence read) is intact and its head on chain",
+        report.ok and anchored is not None and anchored.size == report.size,
+        f"{report.size} entries, head anchored in block {anchored.block_number}"
+        if anchored is not None
+        else "",
+    )
+    with engine.begin() as c:  # an insider hides who read the evidence
+        c.execute(
+            text("UPDATE audit_log SET actor = 'staff:someone-else' WHERE action = :a"),
+            {"a": AuditAction.EVIDENCE_READ.value},
+        )
+    report = audit.verify_against(ledger.audit_heads(node_a.courier_id))
+    d.expect(
+        "an edited audit entry is caught (`parcelproof audit verify`)",
+        not report.ok and any(p.kind == "edited" for p in report.problems),
+        "; ".join(p.message for p in report.problems[:1]),
+    )
+
+    d.step("The sender of the other parcel asks for erasure: both couriers destroy its keys")
+    receipt = node_a.erase(parcel, "request")
+    node_b.erase(parcel, "request")  # B registered it too (the forged-handoff drill above)
+    d.expect_ok(
+        "the signed erasure receipt verifies against the courier's account on chain",
+        lambda: verify_receipt(receipt.to_json(), ledger),
+    )
+    try:
+        lookup([node_a, node_b], ledger, parcel, "75011")
+        d.expect("the lookup says the details were erased", False, "it answered normally")
+    except ParcelErasedError as erased:
+        left = erased.result
+        d.expect(
+            "the lookup says the details were erased; what is left still verifies",
+            left.report is not None
+            and not left.report.failures
+            and all(not t.fields for t in left.timeline),
+            f"{len(left.timeline)} event(s) without fields",
+        )
+    with engine.connect() as c:
+        wrapped = c.scalar(
+            text("SELECT wrapped_key_blob FROM shipments WHERE shipment_id = :s"),
+            {"s": node_a.shipment_id(parcel)},
+        )
+    exported = node_a.export(parcel)
+    d.expect(
+        "the data key is gone: nobody can decrypt the details any more",
+        wrapped is None and exported["shipment"]["details"] is None,
+        "the export holds the erasure record and no details",
+    )
 
 
 def _tamper_drills(
