@@ -1439,6 +1439,283 @@ def privacy_verify_receipt(
     )
 
 
+# --- monitor --------------------------------------------------------------------------------
+
+# Defaults of `monitor` (the same as parcelproof.service.monitor's; literal here so that the
+# CLI does not import the chain stack before a command runs).
+MONITOR_STALL_AFTER = 3600
+MONITOR_LATE_AFTER = 900
+MONITOR_REVOCATION_WINDOW = 86400
+MONITOR_INTERVAL = 60.0
+
+if TYPE_CHECKING:
+    from parcelproof.service.monitor import Finding, MonitorReport
+
+
+@app.command("monitor")
+@_guarded
+def monitor(
+    rpc: NodeRpcOption = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option("--ledger", help="ParcelLedger address (default: PARCELPROOF_LEDGER_ADDRESS)"),
+    ] = None,
+    from_block: Annotated[
+        int,
+        typer.Option(
+            "--from-block",
+            min=0,
+            help="read logs from this block on, e.g. the ledger's deployment block (couriers "
+            "admitted earlier and silent since are not seen)",
+        ),
+    ] = 0,
+    stall_after: Annotated[
+        int,
+        typer.Option(
+            "--stall-after",
+            min=1,
+            help="seconds without a checkpoint (and without any sign of life) after which an "
+            "active courier is stalled",
+        ),
+    ] = MONITOR_STALL_AFTER,
+    late_after: Annotated[
+        int,
+        typer.Option(
+            "--late-after",
+            min=1,
+            help="longest acceptable unexplained wait between two consecutive checkpoints",
+        ),
+    ] = MONITOR_LATE_AFTER,
+    revocation_window: Annotated[
+        int,
+        typer.Option(
+            "--revocation-window",
+            min=0,
+            help="also report agent keys revoked up to this many seconds before a dispute "
+            "was opened (0: only revocations after the opening)",
+        ),
+    ] = MONITOR_REVOCATION_WINDOW,
+    once: Annotated[bool, typer.Option("--once", help="one pass, then exit 0/1")] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, help="seconds between passes (watching)")
+    ] = MONITOR_INTERVAL,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="JSON: one document with --once, else one finding a line"),
+    ] = False,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Watch every courier of the consortium from chain data alone: stalled logs, late
+    anchoring, agent keys revoked around open disputes, anchors after removal, account changes
+    and removals. Without --once, polls and prints new findings until SIGINT/SIGTERM. With
+    --once, exit 0: no alert; 1: alerts; 2: usage, configuration or chain error."""
+    import json
+
+    from parcelproof.chain import devnet
+    from parcelproof.chain.ledger import LedgerClient
+    from parcelproof.core.errors import ChainError
+    from parcelproof.service.monitor import LedgerReader, MonitorPolicy, analyse, new_findings
+    from parcelproof.settings import load_settings
+
+    settings = load_settings(env_file, rpc_url=rpc, ledger_address=ledger)
+    if not settings.rpc_url:
+        raise ConfigurationError("missing setting: PARCELPROOF_RPC_URL (or --rpc)")
+    if not settings.ledger_address:
+        raise ConfigurationError("missing setting: PARCELPROOF_LEDGER_ADDRESS (or --ledger)")
+    client = LedgerClient(devnet.connect(settings.rpc_url), settings.ledger_address.strip())
+    if settings.chain_id is not None and client.chain_id != settings.chain_id:
+        raise ConfigurationError(
+            f"PARCELPROOF_CHAIN_ID is {settings.chain_id} but the JSON-RPC endpoint serves "
+            f"chain {client.chain_id}"
+        )
+    policy = MonitorPolicy(stall_after, late_after, revocation_window)
+    reader = LedgerReader(client, from_block)
+    reader.check()
+    head = client.block_number()
+    if from_block > head:
+        raise ConfigurationError(f"--from-block {from_block} is beyond the chain's head {head}")
+
+    def run() -> MonitorReport:
+        snapshot = reader.read()
+        # Wall-clock time, or the chain's if a dev chain runs ahead of it.
+        return analyse(snapshot, policy, max(int(time.time()), snapshot.block_time))
+
+    out = _out()
+    report = run()
+    if once:
+        if json_output:
+            typer.echo(json.dumps(report.to_json(), indent=2))
+        else:
+            _monitor_print_report(out, report)
+        raise typer.Exit(1 if report.alerts else 0)
+
+    seen: set[str] = set()
+    stop = threading.Event()
+    with _signals_absorbed() as received:
+        watcher = threading.Thread(target=_stop_on_signal, args=(received, stop), daemon=True)
+        watcher.start()
+        try:
+            if not json_output:
+                _monitor_print_report(out, report, findings=False)
+                out.print(f"watching every {interval:g}s (Ctrl-C to stop)", markup=False)
+            while True:
+                for finding in new_findings(report, seen):
+                    if json_output:
+                        typer.echo(json.dumps(finding.to_json()))
+                    else:
+                        out.print(_monitor_line(finding, report.now))
+                _flush()
+                if stop.wait(interval):
+                    break
+                try:
+                    report = run()
+                except ChainError as e:  # NetworkError included: keep watching
+                    _print_error(f"pass failed, retrying in {interval:g}s: {e}")
+        finally:
+            stop.set()
+    if not json_output:
+        out.print("monitor stopped", markup=False)
+
+
+def _monitor_print_report(out: Console, report: MonitorReport, *, findings: bool = True) -> None:
+    """The human form of a :class:`~parcelproof.service.monitor.MonitorReport`: a table of
+    couriers, one of findings (``--json`` has every id in full)."""
+    from rich.table import Table
+
+    from parcelproof.service.monitor import format_duration, format_time
+
+    out.print(
+        f"ledger {report.ledger} on chain {report.chain_id}: block {report.block:,} "
+        f"({format_time(report.block_time)}), logs read from block {report.from_block:,}; "
+        f"checked at {format_time(report.now)}",
+        markup=False,
+    )
+    if not report.couriers:
+        out.print("no courier admitted in the blocks read", markup=False)
+    else:
+        table = Table(title="couriers (times UTC)", title_justify="left")
+        table.add_column("courier", no_wrap=True)
+        table.add_column("state", no_wrap=True)
+        table.add_column("size", justify="right")
+        table.add_column("checkpoints", justify="right")
+        table.add_column("last checkpoint")
+        table.add_column("idle", no_wrap=True)
+        table.add_column("last audit head")
+        styles = {"ok": "green", "quiet": "yellow", "stalled": "bold red", "removed": "dim"}
+        for c in report.couriers:
+            table.add_row(
+                _monitor_id(c.courier_id),
+                Text(c.state, style=styles.get(c.state, "")),
+                f"{c.latest_size:,}",
+                f"{c.checkpoints:,}",
+                _monitor_when(c.latest_checkpoint_at),
+                "-" if c.idle_seconds is None else format_duration(c.idle_seconds),
+                _monitor_when(c.latest_audit_head_at),
+            )
+        out.print(table)
+    if not findings:
+        return
+    if report.findings:
+        table = Table(title="findings", title_justify="left")
+        table.add_column("severity", no_wrap=True)
+        table.add_column("finding", no_wrap=True)
+        table.add_column("courier", no_wrap=True)
+        table.add_column("block", justify="right", no_wrap=True)
+        table.add_column("what", ratio=1)
+        for f in report.findings:
+            table.add_row(
+                Text(f.severity.value.upper(), style=_monitor_style(f.severity.value)),
+                f.kind.value,
+                _monitor_id(f.courier_id),
+                "-" if f.block is None else str(f.block),
+                Text(f.message),
+            )
+        out.print(table)
+    alerts, notices = len(report.alerts), len(report.notices)
+    if alerts:
+        out.print(
+            Text.assemble(("ALERTS", "bold red"), f": {alerts} alert(s), {notices} notice(s)")
+        )
+    else:
+        out.print(Text.assemble(("OK", "bold green"), f": no alert, {notices} notice(s)"))
+
+
+def _monitor_line(finding: Finding, now: int) -> Text:
+    from parcelproof.service.monitor import format_time
+
+    return Text.assemble(
+        format_time(now),
+        " ",
+        (finding.severity.value.upper(), _monitor_style(finding.severity.value)),
+        f" {finding.kind.value} courier 0x{finding.courier_id.hex()}: {finding.message}",
+    )
+
+
+def _monitor_when(at: int | None) -> str:
+    return "-" if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _monitor_id(courier_id: bytes) -> Text:
+    return Text(f"0x{courier_id.hex()[:10]}…")
+
+
+def _monitor_style(severity: str) -> str:
+    return "bold red" if severity == "alert" else "yellow"
+
+
+# --- disputes -------------------------------------------------------------------------------
+
+dispute_app = typer.Typer(help="Evidence for dispute resolvers.", no_args_is_help=True)
+app.add_typer(dispute_app, name="dispute")
+
+
+@dispute_app.command("report")
+@_guarded
+def dispute_report(
+    bundle: Annotated[Path, typer.Argument(help="the proof bundle (JSON), e.g. a dispute bundle")],
+    rpc: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc", envvar="PARCELPROOF_RPC_URL", help="JSON-RPC URL of the bundle's chain"
+        ),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="write the HTML report here (mode 0600)")
+    ] = Path("report.html"),
+    late_after: Annotated[
+        int,
+        typer.Option(
+            "--late-after",
+            min=1,
+            help="flag events anchored more than this many seconds after their event time",
+        ),
+    ] = 3600,
+) -> None:
+    """Write a print-ready HTML dispute report built only from a bundle and the chain.
+
+    Exit code 0: written, the bundle verifies.
+    1: written, the bundle fails verification (the report highlights the failures).
+    2: unusable input (malformed bundle, unreadable file, unreachable or wrong chain).
+    """
+    import hashlib
+
+    from parcelproof.service.report import Severity, build_report, render_html
+
+    parsed = cli_verify._load(bundle)
+    if not rpc:
+        raise FormatError("give --rpc URL: the report reads the chain the bundle names")
+    ledger = cli_verify._ledger(parsed, rpc)
+    digest = hashlib.sha256(bundle.read_bytes()).digest()
+    report = build_report(parsed, ledger, late_after=late_after, bundle_sha256=digest)
+    _write_private(out, render_html(report), force=True)
+    counts = ", ".join(f"{report.count(s)} {s.value}" for s in Severity)
+    _out().print(
+        f"wrote {out}: {report.verdict} ({report.summary}); findings: {counts}",
+        markup=False,
+    )
+    raise typer.Exit(0 if report.verification.ok else 1)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeVar
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
@@ -180,6 +180,63 @@ class Dispute:
         return self.resolved_at is not None
 
 
+@dataclass(frozen=True)
+class CourierMembership:
+    """A courier's admission and removal as the ``CourierAdmitted``/``CourierRemoved`` logs of
+    the scanned blocks tell them; a side whose log lies outside those blocks is ``None``."""
+
+    courier_id: bytes
+    account: str | None  # the account it was admitted with
+    admitted_at: int | None
+    admitted_block: int | None
+    removed_at: int | None
+    removed_block: int | None
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    """A rotation of a courier's anchoring account (``CourierAccountChanged``)."""
+
+    courier_id: bytes
+    previous_account: str
+    new_account: str
+    changed_at: int
+    block_number: int
+    tx_hash: bytes
+
+
+@dataclass(frozen=True)
+class AgentKeyEvent:
+    """An ``AgentKeyRegistered`` (``kind="registered"``: ``valid_from``/``valid_until`` set)
+    or ``AgentKeyRevoked`` (``kind="revoked"``: ``revoked_at`` set) log. ``at`` is the block
+    time of the log."""
+
+    kind: Literal["registered", "revoked"]
+    courier_id: bytes
+    agent: str
+    valid_from: int | None
+    valid_until: int | None
+    revoked_at: int | None
+    at: int
+    block_number: int
+    tx_hash: bytes
+
+
+@dataclass(frozen=True)
+class _Log:
+    """One decoded log with its position and block time."""
+
+    args: Mapping[str, Any]
+    block_number: int
+    log_index: int
+    at: int
+    tx_hash: bytes
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return self.block_number, self.log_index
+
+
 # --- the client -----------------------------------------------------------------------------
 
 
@@ -306,6 +363,65 @@ class LedgerClient:
         courier_id = bytes(self._call(self._fn.courierOf(_address(account))))
         return None if courier_id == bytes(32) else courier_id
 
+    def couriers(
+        self, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[CourierMembership]:
+        """Every courier admitted or removed in the blocks scanned, from the
+        ``CourierAdmitted`` and ``CourierRemoved`` logs, in order of their first log
+        (``from_block`` as for :meth:`checkpoints`: a courier admitted before it shows up only
+        if it was removed after it, with ``account``/``admitted_*`` ``None``)."""
+        times: dict[int, int] = {}
+        admitted = self._event_logs(
+            self._contract.events.CourierAdmitted, None, from_block, to_block, times
+        )
+        removed = self._event_logs(
+            self._contract.events.CourierRemoved, None, from_block, to_block, times
+        )
+        found: dict[bytes, CourierMembership] = {}
+        for log in sorted(admitted + removed, key=lambda item: item.position):
+            courier_id = bytes(log.args["courierId"])
+            known = found.get(courier_id) or CourierMembership(
+                courier_id, None, None, None, None, None
+            )
+            if "account" in log.args:
+                known = replace(
+                    known,
+                    account=str(log.args["account"]),
+                    admitted_at=log.at,
+                    admitted_block=log.block_number,
+                )
+            else:
+                known = replace(
+                    known, removed_at=int(log.args["removedAt"]), removed_block=log.block_number
+                )
+            found[courier_id] = known
+        return list(found.values())
+
+    def account_changes(
+        self,
+        courier_id: bytes | None = None,
+        from_block: int = 0,
+        to_block: int | str = "latest",
+    ) -> list[AccountChange]:
+        """The anchoring-account rotations of one courier (every courier with ``None``), from
+        the ``CourierAccountChanged`` logs, oldest first."""
+        return [
+            AccountChange(
+                courier_id=bytes(log.args["courierId"]),
+                previous_account=str(log.args["previousAccount"]),
+                new_account=str(log.args["newAccount"]),
+                changed_at=log.at,
+                block_number=log.block_number,
+                tx_hash=log.tx_hash,
+            )
+            for log in self._event_logs(
+                self._contract.events.CourierAccountChanged,
+                _courier_filter(courier_id),
+                from_block,
+                to_block,
+            )
+        ]
+
     # --- agent keys -------------------------------------------------------------------------
 
     def register_agent_key(
@@ -340,6 +456,38 @@ class LedgerClient:
         )
         return bool(self._call(fn))
 
+    def agent_key_events(
+        self,
+        courier_id: bytes | None = None,
+        from_block: int = 0,
+        to_block: int | str = "latest",
+    ) -> list[AgentKeyEvent]:
+        """Registrations and revocations of one courier's agent keys (every courier's with
+        ``None``), from the ``AgentKeyRegistered``/``AgentKeyRevoked`` logs, in chain order."""
+        filters = _courier_filter(courier_id)
+        times: dict[int, int] = {}
+        events = self._contract.events
+        logs = self._event_logs(
+            events.AgentKeyRegistered, filters, from_block, to_block, times
+        ) + self._event_logs(events.AgentKeyRevoked, filters, from_block, to_block, times)
+        found = []
+        for log in sorted(logs, key=lambda item: item.position):
+            revoked = "revokedAt" in log.args
+            found.append(
+                AgentKeyEvent(
+                    kind="revoked" if revoked else "registered",
+                    courier_id=bytes(log.args["courierId"]),
+                    agent=str(log.args["agent"]),
+                    valid_from=None if revoked else int(log.args["validFrom"]),
+                    valid_until=None if revoked else int(log.args["validUntil"]),
+                    revoked_at=int(log.args["revokedAt"]) if revoked else None,
+                    at=log.at,
+                    block_number=log.block_number,
+                    tx_hash=log.tx_hash,
+                )
+            )
+        return found
+
     # --- checkpoints ------------------------------------------------------------------------
 
     def anchor_checkpoint(
@@ -368,6 +516,10 @@ class LedgerClient:
     def block_number(self) -> int:
         """The chain's current head block."""
         return self._rpc(lambda: int(self.w3.eth.block_number))
+
+    def block_time(self, number: int) -> int:
+        """The timestamp of block ``number`` (seconds)."""
+        return self._block_time(_u64(number, "block number"))
 
     def checkpoint_root(self, courier_id: bytes, size: int) -> bytes:
         """The root anchored for ``size`` (:class:`UnknownCheckpointError` if none)."""
@@ -415,6 +567,41 @@ class LedgerClient:
             if number not in times:
                 times[number] = self._block_time(number)
             found.append((log["args"], number, times[number], bytes(log["transactionHash"])))
+        return found
+
+    def _event_logs(
+        self,
+        event: Any,
+        filters: Mapping[str, Any] | None,
+        from_block: int,
+        to_block: int | str,
+        times: dict[int, int] | None = None,
+    ) -> list[_Log]:
+        """The logs of ``event`` matching ``filters`` (indexed arguments), oldest first, each
+        with its block time (read once per block; ``times`` may be shared between calls)."""
+        start = _u64(from_block, "from_block")
+        logs = self._rpc(
+            lambda: event.get_logs(
+                argument_filters=dict(filters) if filters else None,
+                from_block=start,
+                to_block=to_block,
+            )
+        )
+        times = {} if times is None else times
+        found = []
+        for log in logs:
+            number = int(log["blockNumber"])
+            if number not in times:
+                times[number] = self._block_time(number)
+            found.append(
+                _Log(
+                    args=log["args"],
+                    block_number=number,
+                    log_index=int(log["logIndex"]),
+                    at=times[number],
+                    tx_hash=bytes(log["transactionHash"]),
+                )
+            )
         return found
 
     def verify_inclusion(
@@ -553,6 +740,52 @@ class LedgerClient:
             resolved_by=str(resolved_by) if resolved else None,
             resolved_at=int(resolved_at) if resolved else None,
         )
+
+    def disputes(
+        self,
+        courier_id: bytes | None = None,
+        from_block: int = 0,
+        to_block: int | str = "latest",
+    ) -> list[Dispute]:
+        """The disputes opened or resolved in the blocks scanned, from the ``DisputeOpened``
+        and ``DisputeResolved`` logs, in order of opening; ``opened_at``/``resolved_at`` are
+        the block times of those logs. A dispute opened before ``from_block`` but resolved
+        after it is read from the :meth:`dispute` view. With ``courier_id``, only the disputes
+        about that courier."""
+        times: dict[int, int] = {}
+        events = self._contract.events
+        opened = self._event_logs(
+            events.DisputeOpened, _courier_filter(courier_id), from_block, to_block, times
+        )
+        resolved = self._event_logs(events.DisputeResolved, None, from_block, to_block, times)
+        found: dict[bytes, Dispute] = {}
+        for log in opened:
+            dispute_id = bytes(log.args["disputeId"])
+            found[dispute_id] = Dispute(
+                dispute_id=dispute_id,
+                courier_id=bytes(log.args["courierId"]),
+                subject_hash=bytes(log.args["subjectHash"]),
+                evidence_hash=bytes(log.args["evidenceHash"]),
+                outcome_hash=None,
+                opened_by=str(log.args["openedBy"]),
+                opened_at=log.at,
+                resolved_by=None,
+                resolved_at=None,
+            )
+        for log in resolved:
+            dispute_id = bytes(log.args["disputeId"])
+            known = found.get(dispute_id)
+            if known is None:
+                known = self.dispute(dispute_id)
+                if courier_id is not None and known.courier_id != courier_id:
+                    continue
+            found[dispute_id] = replace(
+                known,
+                outcome_hash=bytes(log.args["outcomeHash"]),
+                resolved_by=str(log.args["resolvedBy"]),
+                resolved_at=log.at,
+            )
+        return list(found.values())
 
     # --- events -----------------------------------------------------------------------------
 
@@ -814,6 +1047,10 @@ def _b32(value: bytes, what: str) -> bytes:
         shown = len(value) if isinstance(value, bytes | bytearray) else type(value).__name__
         raise FormatError(f"{what} must be 32 bytes, got {shown}")
     return bytes(value)
+
+
+def _courier_filter(courier_id: bytes | None) -> dict[str, bytes] | None:
+    return None if courier_id is None else {"courierId": _b32(courier_id, "courier id")}
 
 
 def _proof(proof: Sequence[bytes]) -> list[bytes]:
