@@ -1716,6 +1716,136 @@ def dispute_report(
     raise typer.Exit(0 if report.verification.ok else 1)
 
 
+# --- consortium governance --------------------------------------------------------------
+
+consortium_app = typer.Typer(
+    help="Consortium membership on the ledger (admin key): admit, remove, rotate accounts.",
+    no_args_is_help=True,
+)
+app.add_typer(consortium_app, name="consortium")
+CourierArg = Annotated[str, typer.Argument(help="the courier's 32-byte id, 64 hex digits")]
+AccountOpt = Annotated[str, typer.Option("--account", help="the anchoring account (0x…)")]
+
+
+def _governance(env_file: Path | None, rpc: str | None, *, admin: bool = True) -> Any:
+    """The ledger named by the settings, and the consortium admin account when needed."""
+    from parcelproof.chain import devnet
+    from parcelproof.chain.ledger import LedgerClient
+    from parcelproof.settings import load_settings
+
+    settings = load_settings(env_file, rpc_url=rpc)
+    settings.require("ledger_address", *(("admin_key",) if admin else ()))
+    if not settings.rpc_url:
+        raise ConfigurationError("missing setting: PARCELPROOF_RPC_URL (or --rpc)")
+    ledger = LedgerClient(devnet.connect(settings.rpc_url), settings.ledger_address or "")
+    if settings.chain_id is not None and ledger.chain_id != settings.chain_id:
+        raise ConfigurationError(
+            f"PARCELPROOF_CHAIN_ID is {settings.chain_id} but the endpoint serves chain "
+            f"{ledger.chain_id}"
+        )
+    _ = ledger.resolver_role  # a view call: a clear ChainError when no ParcelLedger is there
+    return ledger, (settings.admin() if admin else None)
+
+
+def _courier_id(text: str) -> bytes:
+    from parcelproof.settings import parse_hex32
+
+    return parse_hex32(text, "COURIER_ID")
+
+
+@consortium_app.command("show")
+@_guarded
+def consortium_show(rpc: NodeRpcOption = None, env_file: EnvFileOption = None) -> None:
+    """List the couriers the ledger admitted, their anchoring accounts and latest checkpoint
+    (one courier per line: id, account, admission, state, latest checkpoint)."""
+    ledger, _ = _governance(env_file, rpc, admin=False)
+    members = ledger.couriers()
+    out = _out()
+    for member in members:
+        courier = ledger.courier(member.courier_id)
+        latest = ledger.latest_checkpoint(member.courier_id)
+        state = "active" if courier.active else f"removed {_date(courier.removed_at or 0)}"
+        anchored = f"size {latest.size} at {_date(latest.anchored_at)}" if latest else "none"
+        out.print(
+            f"0x{member.courier_id.hex()}  account {courier.account}  "
+            f"admitted {_date(courier.admitted_at)}  {state}  latest checkpoint: {anchored}",
+            soft_wrap=True,
+        )
+    out.print(f"{len(members)} courier(s) on ledger {ledger.address}")
+
+
+@consortium_app.command("admit")
+@_guarded
+def consortium_admit(
+    courier_id: CourierArg,
+    account: AccountOpt,
+    rpc: NodeRpcOption = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Admit a courier with its anchoring account (the courier's node holds that key)."""
+    ledger, admin = _governance(env_file, rpc)
+    ledger.admit_courier(_courier_id(courier_id), account, sender=admin)
+    _out().print(f"admitted courier 0x{_courier_id(courier_id).hex()} with account {account}")
+
+
+@consortium_app.command("remove")
+@_guarded
+def consortium_remove(
+    courier_id: CourierArg,
+    yes: Annotated[bool, typer.Option("--yes", help="confirm: removal is permanent")] = False,
+    rpc: NodeRpcOption = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Remove a courier for good: it can no longer anchor, and its agent keys stop being valid
+    from now on (events signed earlier keep verifying). Its history stays on the ledger."""
+    if not yes:
+        raise ConfigurationError("removal is permanent: pass --yes to confirm")
+    ledger, admin = _governance(env_file, rpc)
+    ledger.remove_courier(_courier_id(courier_id), sender=admin)
+    _out().print(f"removed courier 0x{_courier_id(courier_id).hex()}")
+
+
+@consortium_app.command("set-account")
+@_guarded
+def consortium_set_account(
+    courier_id: CourierArg,
+    account: AccountOpt,
+    rpc: NodeRpcOption = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Rotate a courier's anchoring account (a lost or compromised node key): the old account
+    can no longer anchor or manage agent keys."""
+    ledger, admin = _governance(env_file, rpc)
+    ledger.set_courier_account(_courier_id(courier_id), account, sender=admin)
+    _out().print(f"courier 0x{_courier_id(courier_id).hex()} now anchors with {account}")
+
+
+@consortium_app.command("grant-resolver")
+@_guarded
+def consortium_grant_resolver(
+    account: Annotated[str, typer.Argument(help="the dispute resolver's account (0x…)")],
+    rpc: NodeRpcOption = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Let an account open and resolve disputes on the ledger."""
+    ledger, admin = _governance(env_file, rpc)
+    ledger.grant_resolver(account, sender=admin)
+    _out().print(f"{account} may now resolve disputes")
+
+
+@consortium_app.command("revoke-resolver")
+@_guarded
+def consortium_revoke_resolver(
+    account: Annotated[str, typer.Argument(help="the dispute resolver's account (0x…)")],
+    rpc: NodeRpcOption = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Withdraw an account's dispute-resolver role."""
+    ledger, admin = _governance(env_file, rpc)
+    ledger.revoke_resolver(account, sender=admin)
+    _out().print(f"{account} may no longer resolve disputes")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
