@@ -258,6 +258,11 @@ class Settings(BaseSettings):
         default=None,
         description="comma-separated origins whose pages may call the API (CORS); unset: none",
     )
+    peers: str | None = Field(
+        default=None,
+        description="comma-separated base URLs of the consortium's other nodes, asked for their "
+        "part of a parcel's journey on customer lookups; unset: this node's log only",
+    )
     webauthn_rp_id: str = Field(
         default="localhost",
         description="WebAuthn relying-party id staff passkeys are bound to (the site's domain)",
@@ -298,6 +303,7 @@ class Settings(BaseSettings):
             if getattr(self, name) is not None:
                 parse_private_key(self._secret(name), env_name(name))
         self.cors_origin_list()
+        self.peer_urls()
         return self
 
     def _refuse_placeholders(self) -> None:
@@ -355,6 +361,10 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> tuple[str, ...]:
         """The origins allowed to call the API from a browser (empty: CORS closed)."""
         return parse_cors_origins(self.cors_origins or "")
+
+    def peer_urls(self) -> tuple[str, ...]:
+        """The other nodes a customer lookup also asks (https; http only on localhost)."""
+        return parse_cors_origins(self.peers or "", "PARCELPROOF_PEERS")
 
     def tls_files(self) -> tuple[Path, Path] | None:
         """The certificate and key `serve` answers HTTPS with, or None for plain HTTP."""

@@ -14,6 +14,7 @@ from parcelproof.core.bundle import LedgerView
 from parcelproof.service import credentials
 from parcelproof.service.authz import AuthenticationError, Principal
 from parcelproof.service.credentials import ApiClients
+from parcelproof.service.federation import PeerLookup
 from parcelproof.service.node import CourierNode
 from parcelproof.service.ports import AuditSink
 from parcelproof.service.staff import SESSION_PREFIX, StaffService
@@ -29,6 +30,7 @@ class NodeServices:
     limits: PublicLimits = field(default_factory=PublicLimits)
     staff: StaffService | None = None
     audit: AuditSink | None = None  # the node's audit log: personal-data reads, privileged acts
+    peers: PeerLookup | None = None  # the consortium's other nodes, asked on customer lookups
 
 
 def _services(request: Request) -> NodeServices:

@@ -22,8 +22,9 @@ from parcelproof.core.bundle import hex32, verify_bundle
 from parcelproof.core.commitment import FieldOpening
 from parcelproof.core.errors import ConflictError, Error
 from parcelproof.service.audit import AuditAction
+from parcelproof.service.federation import PEER_HEADER, PeerLookup, federate
 from parcelproof.service.lookup import LookupResult, dispute_bundle, lookup
-from parcelproof.service.node import CourierNode
+from parcelproof.service.node import CourierNode, TimelineEntry
 from parcelproof.service.ports import EventRecord
 
 courier = APIRouter(prefix="/v1", tags=["courier"])
@@ -138,7 +139,47 @@ def _lookup(body: s.LookupIn, services: NodeServices, request: Request, route: s
         body.tracking_number,
         {"route": route, "events": len(result.timeline)},
     )
-    return result
+    if services.peers is None or result.bundle is None or request.headers.get(PEER_HEADER):
+        return result  # a peer's own question is answered from this log only
+    return _with_peers(result, result.bundle, body, services, services.peers)
+
+
+def _with_peers(
+    result: LookupResult,
+    bundle: dict[str, Any],
+    body: s.LookupIn,
+    services: NodeServices,
+    peers: PeerLookup,
+) -> LookupResult:
+    """The consortium's answer: this node's bundle plus the other couriers' logs that a
+    countersigned handoff links to, verified again as one bundle against the chain."""
+    merged = federate(bundle, body.model_dump(exclude_none=True), peers)
+    if not merged.joined:
+        return result
+    timeline = list(result.timeline)
+    for item in merged.timeline:
+        try:
+            t = s.TimelineItem.model_validate(item)
+        except ValueError:
+            continue
+        timeline.append(
+            TimelineEntry(
+                log_id=bytes.fromhex(t.log_id[2:]),
+                sequence=t.sequence,
+                event_time=t.event_time,
+                fields=t.fields,
+                anchoring=t.anchoring,
+                checkpoint_size=t.checkpoint_size,
+                block_number=t.block_number,
+            )
+        )
+    timeline.sort(key=lambda t: (t.event_time, t.log_id, t.sequence))
+    return LookupResult(
+        timeline=timeline,
+        bundle=merged.bundle,
+        report=verify_bundle(merged.bundle, services.ledger),
+        erasures=result.erasures,
+    )
 
 
 def _record_read(

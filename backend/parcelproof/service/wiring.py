@@ -27,6 +27,7 @@ from parcelproof.core.envelope import Keyring
 from parcelproof.core.errors import Error, StoreError, UnknownCourierError
 from parcelproof.service.anchoring import AnchorPolicy, AnchorWorker
 from parcelproof.service.audit import AuditLog
+from parcelproof.service.federation import PeerLookup
 from parcelproof.service.keys import AgentKeyDirectory
 from parcelproof.service.node import CourierNode
 from parcelproof.service.privacy import RetentionJob, retention_seconds
@@ -391,6 +392,7 @@ def open_node(settings: Settings, *, web3: Web3 | None = None) -> NodeRuntime:
             clients=store,
             staff=open_staff(settings, engine, store.log_id, keyring, audit=audit),
             audit=audit,
+            peers=PeerLookup.from_urls(settings.peer_urls()) if settings.peers else None,
         ),
         audit=audit,
         _probe=probe,
