@@ -562,12 +562,21 @@ def dev_setup(
             "--force", help="overwrite the env file; allow a chain id that is not a dev chain"
         ),
     ] = False,
+    join: Annotated[
+        Path | None,
+        typer.Option(
+            "--join",
+            help="the env file of the consortium's first node: admit another courier on its "
+            "ledger (with its admin key) instead of deploying a new one",
+        ),
+    ] = None,
 ) -> None:
     """Set up a courier node on a local dev chain and write its settings to an env file.
 
-    Deploys ParcelLedger (admin: a fresh key funded by the dev node), admits a new courier
-    with a fresh funded anchoring account, generates its keyring and shipment key, registers
-    an agent key for a year, creates the database and issues an API token.
+    Deploys ParcelLedger (admin: a fresh key funded by the dev node) or, with ``--join``,
+    uses the ledger of the consortium's first node; admits a new courier with a fresh funded
+    anchoring account, generates its keyring and shipment key, registers an agent key for a
+    year, creates the database and issues an API token.
     """
     from eth_account import Account
 
@@ -598,10 +607,18 @@ def dev_setup(
         )
     url = database_url or f"sqlite:///{env_path.parent / 'data' / 'parcelproof.sqlite'}"
 
-    admin, account = devnet.funded_accounts(w3, 2)
-    ledger = LedgerClient.deploy(w3, admin)
-    out.print(f"deployed ParcelLedger at {ledger.address} on chain {chain_id}")
-    out.print(f"consortium admin: {admin.address}")
+    if join is None:
+        admin, account = devnet.funded_accounts(w3, 2)
+        ledger = LedgerClient.deploy(w3, admin)
+        out.print(f"deployed ParcelLedger at {ledger.address} on chain {chain_id}")
+        out.print(f"consortium admin: {admin.address}")
+    else:  # another courier on the ledger the first node's env file names
+        first = load_settings(join)
+        first.require("ledger_address", "admin_key")
+        admin = first.admin()
+        (account,) = devnet.funded_accounts(w3, 1)
+        ledger = LedgerClient(w3, first.ledger_address or "")
+        out.print(f"joining ParcelLedger at {ledger.address} on chain {chain_id}")
     courier_id = secrets.token_bytes(32)
     ledger.admit_courier(courier_id, account.address, sender=admin)
     out.print(f"admitted courier 0x{courier_id.hex()} with anchoring account {account.address}")
@@ -640,11 +657,12 @@ def dev_setup(
         "ACTIVE_KID": "k1",
         "SHIPMENT_KEY": "0x" + secrets.token_hex(32),
         "DATABASE_URL": url,
-        "ADMIN_KEY": "0x" + bytes(admin.key).hex(),
         "API_URL": f"http://{settings.host}:{settings.port or 8000}",
         "API_TOKEN": token,
         "AGENT_KEY": "0x" + bytes(agent.key).hex(),
     }
+    if join is None:  # the consortium admin's key stays with the node that deployed
+        values["ADMIN_KEY"] = "0x" + bytes(admin.key).hex()
     _write_env_file(env_path, values, chain_id, rpc)
     out.print(f"wrote {env_file} (mode 0600; it holds every secret of this dev node)")
     out.print(f"next: parcelproof serve --env-file {env_file}")
