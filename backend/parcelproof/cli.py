@@ -140,15 +140,33 @@ def demo(
     bundle_out: Annotated[
         Path | None, typer.Option("--bundle-out", help="write the customer's proof bundle here")
     ] = None,
+    consortium: Annotated[
+        bool,
+        typer.Option("--consortium", help="two couriers' nodes on one ledger, over HTTP"),
+    ] = False,
 ) -> None:
-    """Run the end-to-end story; exit 0 only if every verification behaved as expected."""
+    """Run the end-to-end story; exit 0 only if every verification behaved as expected.
+    ``--consortium``: two couriers' nodes (own database, keys, account and HTTP API) on one
+    ledger, a parcel handed between them, one bundle for the whole journey."""
+    import json
+
+    import httpx
+
     from parcelproof.demo import run_demo
+    from parcelproof.demo_consortium import run_consortium_demo
 
     console = Console()
     try:
-        result = run_demo(console, rpc_url=rpc, bundle_out=bundle_out)
+        if consortium:
+            result = run_consortium_demo(console, rpc_url=rpc)
+        else:
+            result = run_demo(console, rpc_url=rpc, bundle_out=bundle_out)
     except Error as e:
         raise _fail(console, e) from e
+    except httpx.HTTPError as e:
+        raise _fail(console, ValueError(f"a node's API failed: {e}")) from e
+    if bundle_out is not None and consortium and result.bundle is not None:
+        bundle_out.write_text(json.dumps(result.bundle, indent=2) + "\n")
     raise typer.Exit(0 if result.ok else 1)
 
 

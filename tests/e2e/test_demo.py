@@ -30,6 +30,22 @@ def test_demo_on_the_embedded_chain_exits_zero(tmp_path: Path) -> None:
     assert "Camille" not in out.read_text()
 
 
+def test_consortium_demo_serves_two_nodes_and_one_bundle(tmp_path: Path) -> None:
+    out = tmp_path / "journey.json"
+    result = runner.invoke(app, ["demo", "--consortium", "--bundle-out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "All 4 expectations held" in result.output and "✘" not in result.output
+    bundle = parse_bundle(json.loads(out.read_text()))
+    assert len(bundle.logs) == 2
+    assert "Eva" not in out.read_text()  # the recipient's name stays in the nodes
+
+
+@pytest.mark.anvil
+def test_consortium_demo_on_anvil(anvil_node: Anvil) -> None:
+    result = runner.invoke(app, ["demo", "--consortium", "--rpc", anvil_node.url])
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.anvil
 def test_demo_on_anvil_exits_zero(anvil_node: Anvil) -> None:
     result = runner.invoke(app, ["demo", "--rpc", anvil_node.url])
