@@ -3,9 +3,10 @@ pragma solidity 0.8.30;
 
 /**
  * @title IParcelLedger
- * @notice Consortium ledger of ParcelProof: courier membership, agent signing keys with validity
- * windows, RFC 9162 checkpoints of each courier's append-only Merkle log (consistency enforced on
- * chain), the head of each courier node's hash-chained audit log, and dispute records.
+ * @notice Consortium ledger of ParcelProof: courier membership (admission, reversible suspension,
+ * permanent removal), agent signing keys with validity windows, RFC 9162 checkpoints of each
+ * courier's append-only Merkle log (consistency enforced on chain), the head of each courier
+ * node's hash-chained audit log, and dispute records.
  * @dev Nothing personal is ever stored or logged: only identifiers, addresses, tree sizes, Merkle
  * roots and hashes. A courier's `courierId` is also the identifier of its Merkle log. All times
  * are block timestamps in seconds.
@@ -16,7 +17,8 @@ interface IParcelLedger {
      * @param account The account that anchors checkpoints and manages agent keys for the courier.
      * @param admittedAt Block timestamp of admission (never zero for a known courier).
      * @param removedAt Block timestamp of removal, zero while the courier is a member.
-     * @param active True while the courier is admitted and not removed.
+     * @param active True while the courier is admitted and not removed (also while suspended:
+     * see {isCourierSuspended}).
      * @param checkpointCount Number of checkpoints the courier has anchored.
      * @param latestSize Tree size of the latest checkpoint, zero before the first one.
      * @param latestAnchoredAt Block timestamp of the latest checkpoint, zero before the first one.
@@ -43,6 +45,18 @@ interface IParcelLedger {
         uint64 validFrom;
         uint64 validUntil;
         uint64 revokedAt;
+    }
+
+    /**
+     * @notice A period during which a courier was suspended: its account could not anchor or
+     * register agent keys, and none of its agent keys was valid for an instant inside it.
+     * @param suspendedAt Block timestamp of the suspension (first instant of the period).
+     * @param reinstatedAt Block timestamp of the reinstatement (first instant after the period),
+     * zero while the suspension lasts.
+     */
+    struct Suspension {
+        uint64 suspendedAt;
+        uint64 reinstatedAt;
     }
 
     /**
@@ -84,6 +98,22 @@ interface IParcelLedger {
      * @param removedAt Block timestamp of the removal.
      */
     event CourierRemoved(bytes32 indexed courierId, uint64 removedAt);
+
+    /**
+     * @notice Emitted when the consortium admin suspends a courier.
+     * @param courierId The suspended courier.
+     * @param suspendedAt Block timestamp of the suspension: its agent keys are not valid from
+     * this instant until the reinstatement.
+     */
+    event CourierSuspended(bytes32 indexed courierId, uint64 suspendedAt);
+
+    /**
+     * @notice Emitted when the consortium admin lifts a courier's suspension.
+     * @param courierId The reinstated courier.
+     * @param reinstatedAt Block timestamp of the reinstatement: its agent keys are valid again
+     * from this instant (within their own windows).
+     */
+    event CourierReinstated(bytes32 indexed courierId, uint64 reinstatedAt);
 
     /**
      * @notice Emitted when the consortium admin rotates a courier's anchoring account.
@@ -205,6 +235,28 @@ interface IParcelLedger {
     error ParcelLedgerInactiveCourier(bytes32 courierId, uint64 removedAt);
 
     /**
+     * @notice The courier is suspended: until its reinstatement it may not anchor or register
+     * agent keys, and it cannot be suspended again.
+     * @param courierId The suspended courier.
+     * @param suspendedAt Block timestamp of its current suspension.
+     */
+    error ParcelLedgerCourierSuspended(bytes32 courierId, uint64 suspendedAt);
+
+    /**
+     * @notice Only a suspended courier can be reinstated.
+     * @param courierId The courier, not suspended.
+     */
+    error ParcelLedgerCourierNotSuspended(bytes32 courierId);
+
+    /**
+     * @notice The courier used up its suspensions: every {isAgentKeyValid} call scans them, so
+     * their number is capped. Remove the courier instead.
+     * @param courierId The courier.
+     * @param maxSuspensions The cap.
+     */
+    error ParcelLedgerTooManySuspensions(bytes32 courierId, uint256 maxSuspensions);
+
+    /**
      * @notice The caller is not allowed to perform the operation (not the courier account, not a
      * resolver, or not an active courier).
      * @param account The caller.
@@ -307,6 +359,14 @@ interface IParcelLedger {
     function RESOLVER_ROLE() external view returns (bytes32);
 
     /**
+     * @notice How many times a courier can be suspended in its lifetime (32).
+     * @dev {isAgentKeyValid} scans a courier's suspension periods, so their number is capped to
+     * bound its gas; see docs/gas.md.
+     * @return The cap.
+     */
+    function MAX_SUSPENSIONS() external view returns (uint256);
+
+    /**
      * @notice Admits a courier with its anchoring account. Admin only.
      * @dev Reverts with {ParcelLedgerInvalidCourierId} for the zero id, {ParcelLedgerInvalidAccount}
      * for the zero address, {ParcelLedgerCourierExists} if the id was ever admitted and
@@ -319,12 +379,34 @@ interface IParcelLedger {
     /**
      * @notice Removes a courier. Admin only. Its checkpoints, keys and disputes stay readable,
      * its agent keys stop being valid from the removal time on, and it can no longer anchor
-     * checkpoints or register keys.
+     * checkpoints or register keys. A suspended courier may be removed; its suspension then
+     * never ends.
      * @dev Reverts with {ParcelLedgerUnknownCourier} or {ParcelLedgerInactiveCourier}. Emits
      * {CourierRemoved}.
      * @param courierId The courier to remove.
      */
     function removeCourier(bytes32 courierId) external;
+
+    /**
+     * @notice Suspends a courier until {reinstateCourier}. Admin only. While suspended its account
+     * can no longer anchor checkpoints or audit heads nor register agent keys (it may still
+     * revoke them), and its agent keys are not valid for any instant from now until the
+     * reinstatement; events signed before stay valid. The period is kept for good.
+     * @dev Reverts with {ParcelLedgerUnknownCourier}, {ParcelLedgerInactiveCourier},
+     * {ParcelLedgerCourierSuspended} if already suspended and {ParcelLedgerTooManySuspensions}
+     * once the courier was suspended `MAX_SUSPENSIONS` times. Emits {CourierSuspended}.
+     * @param courierId The courier to suspend.
+     */
+    function suspendCourier(bytes32 courierId) external;
+
+    /**
+     * @notice Ends a courier's suspension. Admin only. Its agent keys are valid again from now
+     * on (within their windows); instants inside the suspension stay invalid.
+     * @dev Reverts with {ParcelLedgerUnknownCourier}, {ParcelLedgerInactiveCourier} or
+     * {ParcelLedgerCourierNotSuspended}. Emits {CourierReinstated}.
+     * @param courierId The suspended courier.
+     */
+    function reinstateCourier(bytes32 courierId) external;
 
     /**
      * @notice Rotates the anchoring account of an active courier. Admin only.
@@ -345,6 +427,24 @@ interface IParcelLedger {
     function courier(bytes32 courierId) external view returns (Courier memory);
 
     /**
+     * @notice Returns every suspension period of a courier, oldest first (at most
+     * `MAX_SUSPENSIONS`); the last one has `reinstatedAt == 0` while the suspension lasts.
+     * @dev Reverts with {ParcelLedgerUnknownCourier} for an id that was never admitted.
+     * @param courierId The courier.
+     * @return The suspension periods, chronological and disjoint.
+     */
+    function suspensions(bytes32 courierId) external view returns (Suspension[] memory);
+
+    /**
+     * @notice Tells whether a courier is suspended now. A courier removed while suspended stays
+     * suspended (its last period never ends).
+     * @dev Reverts with {ParcelLedgerUnknownCourier} for an id that was never admitted.
+     * @param courierId The courier.
+     * @return True from its suspension until its reinstatement.
+     */
+    function isCourierSuspended(bytes32 courierId) external view returns (bool);
+
+    /**
      * @notice Returns the courier an account currently acts for (also after the courier's
      * removal, so that its history stays attributable).
      * @param account The account.
@@ -358,8 +458,9 @@ interface IParcelLedger {
 
     /**
      * @notice Registers an agent signing key for the caller's courier.
-     * @dev The courier is derived from `msg.sender`, which must be the account of an active
-     * courier ({ParcelLedgerUnauthorizedAccount} / {ParcelLedgerInactiveCourier}). Reverts with
+     * @dev The courier is derived from `msg.sender`, which must be the account of an active,
+     * not suspended courier ({ParcelLedgerUnauthorizedAccount} / {ParcelLedgerInactiveCourier} /
+     * {ParcelLedgerCourierSuspended}). Reverts with
      * {ParcelLedgerInvalidAccount} for the zero agent, {ParcelLedgerInvalidValidityWindow} unless
      * `validFrom < validUntil`, and {ParcelLedgerAgentKeyExists} if the agent was ever registered.
      * Emits {AgentKeyRegistered}.
@@ -371,8 +472,9 @@ interface IParcelLedger {
 
     /**
      * @notice Revokes an agent key of the caller's courier from now on.
-     * @dev Callable by the current account of the agent's courier, even after the courier was
-     * removed. Reverts with {ParcelLedgerUnknownAgentKey}, {ParcelLedgerUnauthorizedAccount} or
+     * @dev Callable by the current account of the agent's courier, also while it is suspended
+     * or after it was removed (a key reported stolen must be revocable at once). Reverts with
+     * {ParcelLedgerUnknownAgentKey}, {ParcelLedgerUnauthorizedAccount} or
      * {ParcelLedgerAgentKeyAlreadyRevoked}. Emits {AgentKeyRevoked}.
      * @param agent The agent address to revoke.
      */
@@ -389,8 +491,9 @@ interface IParcelLedger {
     /**
      * @notice Tells whether `agent` could sign for `courierId` at time `at`.
      * @dev True iff the agent belongs to the courier, `validFrom <= at < validUntil`, the key was
-     * not revoked at or before `at` and the courier was not removed at or before `at`.
-     * Never reverts.
+     * not revoked at or before `at`, the courier was not removed at or before `at` and `at` lies
+     * in none of the courier's suspension periods `[suspendedAt, reinstatedAt)` (an unended one
+     * extends forever). Never reverts; scans at most `MAX_SUSPENSIONS` periods, newest first.
      * @param courierId The courier the signature claims to be for.
      * @param agent The signing address.
      * @param at The time of the signed event (seconds).
@@ -405,7 +508,7 @@ interface IParcelLedger {
     /**
      * @notice Anchors a checkpoint (tree size, root) of the caller's courier log.
      * @dev The courier is derived from `msg.sender` ({ParcelLedgerUnauthorizedAccount},
-     * {ParcelLedgerInactiveCourier}). The size must strictly grow
+     * {ParcelLedgerInactiveCourier}, {ParcelLedgerCourierSuspended}). The size must strictly grow
      * ({ParcelLedgerNonGrowingCheckpoint}) and the root must not be zero
      * ({ParcelLedgerInvalidRoot}). The first checkpoint takes an empty proof; every later one the
      * RFC 9162 section 2.1.4 consistency proof from the previous checkpoint, verified here with the
@@ -500,7 +603,8 @@ interface IParcelLedger {
      * @notice Anchors the head of the caller's courier node's hash-chained audit log, so that a
      * later edit, deletion or reordering of its first `size` entries is detectable.
      * @dev The courier is derived from `msg.sender`, with the same checks as {anchorCheckpoint}
-     * ({ParcelLedgerUnauthorizedAccount}, {ParcelLedgerInactiveCourier}). The size must strictly
+     * ({ParcelLedgerUnauthorizedAccount}, {ParcelLedgerInactiveCourier},
+     * {ParcelLedgerCourierSuspended}). The size must strictly
      * grow ({ParcelLedgerAuditSizeNotIncreasing}), so the first head has a size of at least one.
      * Only the latest head is stored; every head stays in the {AuditHeadAnchored} logs.
      * Emits {AuditHeadAnchored}.

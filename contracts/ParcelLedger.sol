@@ -12,15 +12,22 @@ import {RFC9162} from "./RFC9162.sol";
  * holders resolve disputes. Each courier's append-only property is enforced here: a checkpoint is
  * accepted only with a valid RFC 9162 consistency proof from the previous one.
  *
- * Storage per courier is two slots (account + admission time; removal time + latest checkpoint
- * summary), so anchoring touches the account index, the summary slot, the previous root and the
- * new root only. The latest audit-log head takes two more (size + time; head).
+ * Storage per courier is two slots (account + admission time; removal time, suspension state +
+ * latest checkpoint summary), so anchoring touches the account index, the summary slot, the
+ * previous root and the new root only. The latest audit-log head takes two more (size + time;
+ * head); each suspension period one (suspension + reinstatement time), read only by
+ * {isAgentKeyValid} and the suspension views.
  */
 contract ParcelLedger is AccessControl, IParcelLedger {
     /// @inheritdoc IParcelLedger
     bytes32 public constant RESOLVER_ROLE = keccak256("RESOLVER_ROLE");
 
-    /// @dev Courier record as stored; slot 1 packs everything anchoring reads and writes.
+    /// @inheritdoc IParcelLedger
+    uint256 public constant MAX_SUSPENSIONS = 32;
+
+    /// @dev Courier record as stored; slot 1 packs everything anchoring and {isAgentKeyValid}
+    /// read, so that suspension checks cost no extra storage read. Block times fit in 48 bits
+    /// (as in OpenZeppelin's clocks) for millions of years.
     struct CourierRecord {
         // slot 0
         address account;
@@ -28,7 +35,9 @@ contract ParcelLedger is AccessControl, IParcelLedger {
         // slot 1
         uint64 removedAt;
         uint64 latestSize;
-        uint64 latestAnchoredAt;
+        uint48 latestAnchoredAt;
+        uint8 suspensionCount; // periods in `_suspensions`, at most MAX_SUSPENSIONS
+        bool suspended; // the latest period has not ended
         uint64 checkpointCount;
     }
 
@@ -48,6 +57,7 @@ contract ParcelLedger is AccessControl, IParcelLedger {
     mapping(address agent => AgentKey) private _agentKeys;
     mapping(bytes32 disputeId => Dispute) private _disputes;
     mapping(bytes32 courierId => AuditHeadRecord) private _auditHeads;
+    mapping(bytes32 courierId => mapping(uint256 index => Suspension)) private _suspensions;
 
     /**
      * @param admin The consortium admin, granted `DEFAULT_ADMIN_ROLE`.
@@ -86,6 +96,29 @@ contract ParcelLedger is AccessControl, IParcelLedger {
     }
 
     /// @inheritdoc IParcelLedger
+    function suspendCourier(bytes32 courierId) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        CourierRecord storage record = _activeCourier(courierId);
+        uint8 count = record.suspensionCount;
+        if (record.suspended) revert ParcelLedgerCourierSuspended(courierId, _currentSuspension(courierId, count));
+        if (count >= MAX_SUSPENSIONS) revert ParcelLedgerTooManySuspensions(courierId, MAX_SUSPENSIONS);
+        uint64 suspendedAt = uint64(block.timestamp);
+        _suspensions[courierId][count] = Suspension({suspendedAt: suspendedAt, reinstatedAt: 0});
+        record.suspensionCount = count + 1;
+        record.suspended = true;
+        emit CourierSuspended(courierId, suspendedAt);
+    }
+
+    /// @inheritdoc IParcelLedger
+    function reinstateCourier(bytes32 courierId) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        CourierRecord storage record = _activeCourier(courierId);
+        if (!record.suspended) revert ParcelLedgerCourierNotSuspended(courierId);
+        uint64 reinstatedAt = uint64(block.timestamp);
+        _suspensions[courierId][record.suspensionCount - 1].reinstatedAt = reinstatedAt;
+        record.suspended = false;
+        emit CourierReinstated(courierId, reinstatedAt);
+    }
+
+    /// @inheritdoc IParcelLedger
     function setCourierAccount(bytes32 courierId, address newAccount) external onlyRole(DEFAULT_ADMIN_ROLE) {
         CourierRecord storage record = _activeCourier(courierId);
         _claimAccount(courierId, newAccount);
@@ -109,6 +142,21 @@ contract ParcelLedger is AccessControl, IParcelLedger {
                 latestSize: record.latestSize,
                 latestAnchoredAt: record.latestAnchoredAt
             });
+    }
+
+    /// @inheritdoc IParcelLedger
+    function suspensions(bytes32 courierId) external view returns (Suspension[] memory periods) {
+        uint256 count = _knownCourier(courierId).suspensionCount;
+        mapping(uint256 => Suspension) storage stored = _suspensions[courierId];
+        periods = new Suspension[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            periods[i] = stored[i];
+        }
+    }
+
+    /// @inheritdoc IParcelLedger
+    function isCourierSuspended(bytes32 courierId) external view returns (bool) {
+        return _knownCourier(courierId).suspended;
     }
 
     /// @inheritdoc IParcelLedger
@@ -159,8 +207,11 @@ contract ParcelLedger is AccessControl, IParcelLedger {
         if (at < key.validFrom || at >= key.validUntil) return false;
         uint64 revokedAt = key.revokedAt;
         if (revokedAt != 0 && revokedAt <= at) return false;
-        uint64 removedAt = _couriers[courierId].removedAt;
-        return removedAt == 0 || at < removedAt;
+        CourierRecord storage record = _couriers[courierId];
+        uint64 removedAt = record.removedAt;
+        uint256 suspensionCount = record.suspensionCount; // same slot: read before any branch
+        if (removedAt != 0 && removedAt <= at) return false;
+        return suspensionCount == 0 || !_suspendedAt(courierId, suspensionCount, at);
     }
 
     // ------------------------------------------------------------------------------------------
@@ -183,7 +234,7 @@ contract ParcelLedger is AccessControl, IParcelLedger {
         }
         roots[size] = root;
         record.latestSize = size;
-        record.latestAnchoredAt = uint64(block.timestamp);
+        record.latestAnchoredAt = uint48(block.timestamp);
         unchecked {
             // At most one checkpoint per distinct size: cannot exceed 2**64 - 1.
             record.checkpointCount += 1;
@@ -341,11 +392,36 @@ contract ParcelLedger is AccessControl, IParcelLedger {
         if (record.removedAt != 0) revert ParcelLedgerInactiveCourier(courierId, record.removedAt);
     }
 
-    /// @dev The active courier whose current account is `msg.sender`.
+    /// @dev The active, not suspended courier whose current account is `msg.sender`.
     function _senderCourier() private view returns (bytes32 courierId, CourierRecord storage record) {
         courierId = _courierOf[msg.sender];
         if (courierId == bytes32(0)) revert ParcelLedgerUnauthorizedAccount(msg.sender);
         record = _couriers[courierId];
-        if (record.removedAt != 0) revert ParcelLedgerInactiveCourier(courierId, record.removedAt);
+        // Both read before any branch, so that the optimizer reads the summary slot once.
+        uint64 removedAt = record.removedAt;
+        bool suspended = record.suspended;
+        if (removedAt != 0) revert ParcelLedgerInactiveCourier(courierId, removedAt);
+        if (suspended) {
+            revert ParcelLedgerCourierSuspended(courierId, _currentSuspension(courierId, record.suspensionCount));
+        }
+    }
+
+    /// @dev Start of the ongoing suspension of a courier with `count` periods (the latest).
+    function _currentSuspension(bytes32 courierId, uint256 count) private view returns (uint64) {
+        return _suspensions[courierId][count - 1].suspendedAt;
+    }
+
+    /// @dev True if `at` lies in one of the courier's first `count` suspension periods. They are
+    /// chronological and disjoint, so only the latest one starting at or before `at` can hold it:
+    /// the scan runs newest first and stops there (at most `count` <= MAX_SUSPENSIONS reads).
+    function _suspendedAt(bytes32 courierId, uint256 count, uint64 at) private view returns (bool) {
+        mapping(uint256 => Suspension) storage periods = _suspensions[courierId];
+        for (uint256 i = count; i > 0; --i) {
+            Suspension memory period = periods[i - 1];
+            if (period.suspendedAt <= at) {
+                return period.reinstatedAt == 0 || at < period.reinstatedAt;
+            }
+        }
+        return false;
     }
 }

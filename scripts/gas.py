@@ -33,6 +33,7 @@ INCLUSION_AT = [(0, 1), (500, 1000), (65_535, 65_536), (77_777, 100_000), (99_99
 CONSISTENCY_AT = [(1000, 2000), (65_536, 100_000), (99_999, 100_000), (3, 100_000)]
 LEAVES = 100_001
 AUDIT_STEPS = [(10, "first head"), (250, "later head"), (100_000, "later head, large size")]
+KEY_FROM, KEY_UNTIL = 1_700_000_000, 2**63
 
 
 @dataclass
@@ -125,6 +126,16 @@ def measure_transactions(log: MemoryLog, artifact: Artifact | None = None) -> li
         ledger.resolve_dispute(b"\xd1" * 32, b"\x0c" * 32, sender=resolver).gas_used,
     )
     add(
+        "suspendCourier",
+        "courier with checkpoints",
+        ledger.suspend_courier(COURIER, sender=admin).gas_used,
+    )
+    add(
+        "reinstateCourier",
+        "suspended courier",
+        ledger.reinstate_courier(COURIER, sender=admin).gas_used,
+    )
+    add(
         "setCourierAccount",
         "rotation",
         ledger.set_courier_account(OTHER, spare.address, sender=admin).gas_used,
@@ -163,6 +174,41 @@ def measure_views(log: MemoryLog) -> list[Row]:
             Row([f"{size:,}", f"{index:,}", str(len(proof)), f"{estimate:,}", f"{execution:,}"])
         )
     return rows
+
+
+def measure_key_checks() -> tuple[list[Row], int]:
+    """Execution gas of ``isAgentKeyValid`` as a courier's suspensions pile up (Cancun chain,
+    exact), and the cap on them."""
+    w3 = cancun_web3()
+    admin, courier = devnet.funded_accounts(w3, 2)
+    ledger = LedgerClient.deploy(w3, admin)
+    ledger.admit_courier(COURIER, courier.address, sender=admin)
+    agent = Web3.to_checksum_address("0x" + "a9" * 20)
+    ledger.register_agent_key(agent, KEY_FROM, KEY_UNTIL, sender=courier)
+    cap = ledger.max_suspensions
+    fns = ledger.contract.functions
+    rows = []
+
+    def measure(case: str, at: int, reads: int, expected: bool) -> None:
+        if ledger.is_agent_key_valid(COURIER, agent, at) is not expected:
+            raise SystemExit(f"isAgentKeyValid disagrees for {case!r}")
+        gas = execution_gas(ledger, fns.isAgentKeyValid(COURIER, agent, at), admin)
+        rows.append(Row([case, str(len(ledger.suspensions(COURIER))), str(reads), f"{gas:,}"]))
+
+    measure("never suspended", KEY_FROM + 1, 0, True)
+    ledger.suspend_courier(COURIER, sender=admin)
+    ledger.reinstate_courier(COURIER, sender=admin)
+    first = ledger.suspensions(COURIER)[0].suspended_at
+    measure("event after the suspension", KEY_UNTIL - 1, 1, True)
+    measure("event before the suspension", first - 1, 1, True)
+    while len(ledger.suspensions(COURIER)) < cap - 1:
+        ledger.suspend_courier(COURIER, sender=admin)
+        ledger.reinstate_courier(COURIER, sender=admin)
+    ledger.suspend_courier(COURIER, sender=admin)
+    latest = ledger.suspensions(COURIER)[-1].suspended_at
+    measure("event inside the ongoing (latest) suspension", latest, 1, False)
+    measure(f"event before all {cap} suspensions (worst case)", first - 1, cap, True)
+    return rows, cap
 
 
 def verifier_costs(ledger: LedgerClient, payer: LocalAccount, log: MemoryLog) -> list[int]:
@@ -345,6 +391,8 @@ def render(
     artifact: Artifact,
     tx_rows: list[Row],
     view_rows: list[Row],
+    key_rows: list[Row],
+    cap: int,
     hashing: list[Row] | None,
     runs: list[Row] | None,
 ) -> str:
@@ -355,6 +403,12 @@ def render(
     (n1, g1), (n2, g2) = min(later), max(later)
     per_node = int(round((g2 - g1) / (n2 - n1), -2)) if n2 != n1 else 0
     audits = [_gas(r) for r in tx_rows if r.cells[0] == "anchorAuditHead"] or [0, 0]
+    key_gas = [_num(r.cells[3]) for r in key_rows] or [0]
+    per_period = 0
+    if len(key_rows) >= 2:
+        scans = [(_num(r.cells[2]), _num(r.cells[3])) for r in key_rows if _num(r.cells[1])]
+        (r1, k1), (r2, k2) = min(scans), max(scans)
+        per_period = int(round((k2 - k1) / (r2 - r1), -1)) if r2 != r1 else 0
     builtin_extra = loop_saving = runs_gap = 0
     if hashing is not None and runs is not None:
         shipped, builtin, loops = ([_num(c) for c in row.cells[1:]] for row in hashing)
@@ -391,7 +445,8 @@ def render(
         "the new root slot, one packed summary slot (22,100 the first time, 5,000 after), cold",
         f"reads of the account index and previous root, the event, and about {per_node:,} gas per",
         "proof node (calldata plus two SHA-256 precompile calls). Proof length grows with",
-        "log2 of the tree size only.",
+        "log2 of the tree size only. The courier's removal time and suspension flag live in the",
+        "summary slot, so refusing a removed or suspended courier reads nothing more.",
         "",
         f"An audit-log head cost {audits[0]:,} gas the first time and"
         f" {min(audits[1:]):,}-{max(audits[1:]):,} after,",
@@ -411,6 +466,29 @@ def render(
             view_rows,
             ["--:", "--:", "--:", "--:", "--:"],
         ),
+        "",
+        "## Views: `isAgentKeyValid` and suspensions",
+        "",
+        "Every verifier asks `isAgentKeyValid(courierId, agent, at)` once per signed event.",
+        "Execution gas (Cancun-rules chain, as above) for a key valid from",
+        f"{KEY_FROM:,} on, as the courier's suspension periods pile up:",
+        "",
+        table(
+            ["Case", "Suspension periods", "Periods read", "Execution gas"],
+            key_rows,
+            ["---", "--:", "--:", "--:"],
+        ),
+        "",
+        "The number of periods and the suspension flag share the courier's summary slot, which",
+        "the check reads anyway (for the removal time), so a courier never suspended costs no",
+        "further storage read. Periods are chronological and disjoint, and the scan runs",
+        "newest first, stopping at the first period that starts at or before `at`: an event",
+        "after the latest suspension (the usual case) reads one period slot, and each older period",
+        f"scanned costs about {per_period:,} gas (a cold storage read). `MAX_SUSPENSIONS` = {cap}",
+        "caps the scan (`suspendCourier` then reverts with `ParcelLedgerTooManySuspensions`;",
+        "the admin removes the courier instead), so no check costs more than about",
+        f"{max(key_gas):,} gas of execution. Verifiers call the view with `eth_call`, which",
+        "costs them nothing; the cap matters for contracts that would call it on chain.",
         "",
         "## Design measurements",
         "",
@@ -475,12 +553,13 @@ def main(argv: list[str] | None = None) -> int:
     print("measuring transactions and views …", file=sys.stderr)
     tx_rows = measure_transactions(log)
     view_rows = measure_views(log)
+    key_rows, cap = measure_key_checks()
     hashing = runs = None
     if not args.no_compare and shutil.which("node") is not None:
         print("compiling and measuring design variants …", file=sys.stderr)
         hashing = compare_hashing(log)
         runs = compare_runs(log)
-    text = render(artifact, tx_rows, view_rows, hashing, runs)
+    text = render(artifact, tx_rows, view_rows, key_rows, cap, hashing, runs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)

@@ -44,10 +44,6 @@ ACCEPTED: dict[tuple[str, str], str] = {
         "ParcelLedger.dispute(bytes32)",
     ): "existence check: openedAt is block.timestamp (never 0) once a dispute exists",
     (
-        "incorrect-equality",
-        "ParcelLedger.isAgentKeyValid(bytes32,address,uint64)",
-    ): "removedAt == 0 means 'not removed'; `at` is caller-supplied, not block.timestamp",
-    (
         "timestamp",
         "ParcelLedger.agentKey(address)",
     ): "same existence check; no decision depends on the current block time",
@@ -56,10 +52,6 @@ ACCEPTED: dict[tuple[str, str], str] = {
         "ParcelLedger.dispute(bytes32)",
     ): "same existence check; no decision depends on the current block time",
     (
-        "timestamp",
-        "ParcelLedger.isAgentKeyValid(bytes32,address,uint64)",
-    ): "a view over recorded times and a caller-supplied instant; seconds of skew are harmless",
-    (
         "assembly",
         "RFC9162._hashNode(bytes32,bytes32)",
     ): "reviewed memory-safe SHA-256 precompile call (gas); the only assembly in contracts/",
@@ -67,6 +59,10 @@ ACCEPTED: dict[tuple[str, str], str] = {
         "naming-convention",
         "IParcelLedger.RESOLVER_ROLE()",
     ): "role constant getter, named like OpenZeppelin's DEFAULT_ADMIN_ROLE",
+    (
+        "naming-convention",
+        "IParcelLedger.MAX_SUSPENSIONS()",
+    ): "constant getter (suspension cap), named like RESOLVER_ROLE and DEFAULT_ADMIN_ROLE",
 }
 
 

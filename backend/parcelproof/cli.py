@@ -1637,7 +1637,13 @@ def _monitor_print_report(out: Console, report: MonitorReport, *, findings: bool
         table.add_column("last checkpoint")
         table.add_column("idle", no_wrap=True)
         table.add_column("last audit head")
-        styles = {"ok": "green", "quiet": "yellow", "stalled": "bold red", "removed": "dim"}
+        styles = {
+            "ok": "green",
+            "quiet": "yellow",
+            "stalled": "bold red",
+            "suspended": "yellow",
+            "removed": "dim",
+        }
         for c in report.couriers:
             table.add_row(
                 _monitor_id(c.courier_id),
@@ -1755,7 +1761,8 @@ def dispute_report(
 # --- consortium governance --------------------------------------------------------------
 
 consortium_app = typer.Typer(
-    help="Consortium membership on the ledger (admin key): admit, remove, rotate accounts.",
+    help="Consortium membership on the ledger (admin key): admit, suspend, reinstate, remove, "
+    "rotate accounts.",
     no_args_is_help=True,
 )
 app.add_typer(consortium_app, name="consortium")
@@ -1800,7 +1807,12 @@ def consortium_show(rpc: NodeRpcOption = None, env_file: EnvFileOption = None) -
     for member in members:
         courier = ledger.courier(member.courier_id)
         latest = ledger.latest_checkpoint(member.courier_id)
+        periods = ledger.suspensions(member.courier_id)
         state = "active" if courier.active else f"removed {_date(courier.removed_at or 0)}"
+        if courier.active and periods and periods[-1].ongoing:
+            state = f"suspended {_date(periods[-1].suspended_at)}"
+        if periods:
+            state += f" ({len(periods)} suspension(s))"
         anchored = f"size {latest.size} at {_date(latest.anchored_at)}" if latest else "none"
         out.print(
             f"0x{member.courier_id.hex()}  account {courier.account}  "
@@ -1839,6 +1851,43 @@ def consortium_remove(
     ledger, admin = _governance(env_file, rpc)
     ledger.remove_courier(_courier_id(courier_id), sender=admin)
     _out().print(f"removed courier 0x{_courier_id(courier_id).hex()}")
+
+
+@consortium_app.command("suspend")
+@_guarded
+def consortium_suspend(
+    courier_id: CourierArg,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="confirm: events signed while suspended never verify")
+    ] = False,
+    rpc: NodeRpcOption = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Suspend a courier until `consortium reinstate`: it can no longer anchor or register agent
+    keys, and its agent keys are not valid while it lasts. Events signed before keep verifying;
+    events dated inside the suspension never will, even after the reinstatement."""
+    if not yes:
+        raise ConfigurationError(
+            "events dated inside a suspension never verify, even after reinstatement: "
+            "pass --yes to confirm"
+        )
+    ledger, admin = _governance(env_file, rpc)
+    ledger.suspend_courier(_courier_id(courier_id), sender=admin)
+    _out().print(f"suspended courier 0x{_courier_id(courier_id).hex()}")
+
+
+@consortium_app.command("reinstate")
+@_guarded
+def consortium_reinstate(
+    courier_id: CourierArg,
+    rpc: NodeRpcOption = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """End a courier's suspension: it anchors again, and its agent keys are valid again from now
+    on (within their windows)."""
+    ledger, admin = _governance(env_file, rpc)
+    ledger.reinstate_courier(_courier_id(courier_id), sender=admin)
+    _out().print(f"reinstated courier 0x{_courier_id(courier_id).hex()}")
 
 
 @consortium_app.command("set-account")

@@ -238,6 +238,12 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(
         default=None, description="hex private key of the consortium admin (deploy only)"
     )
+    resolver_key: SecretStr | None = Field(
+        default=None,
+        description="hex private key of the account that records dispute outcomes on chain "
+        "(granted RESOLVER_ROLE with `parcelproof consortium grant-resolver`); unset: this "
+        "node's dispute desk cannot resolve",
+    )
     anchor_interval_seconds: float = Field(default=30.0, gt=0)
     anchor_batch_leaves: int = Field(default=256, ge=1)
     confirmations: int = Field(default=1, ge=1)
@@ -296,10 +302,10 @@ class Settings(BaseSettings):
             raise ConfigurationError("PARCELPROOF_LEDGER_ADDRESS must be a 0x-prefixed address")
         if self.keyring is not None:
             self.node_keyring()
-        for name in ("account_key", "admin_key", "shipment_key"):
+        for name in ("account_key", "admin_key", "resolver_key", "shipment_key"):
             if getattr(self, name) is not None:
                 self._secret_bytes(name)
-        for name in ("account_key", "admin_key"):
+        for name in ("account_key", "admin_key", "resolver_key"):
             if getattr(self, name) is not None:
                 parse_private_key(self._secret(name), env_name(name))
         self.cors_origin_list()
@@ -307,20 +313,27 @@ class Settings(BaseSettings):
         return self
 
     def _refuse_placeholders(self) -> None:
-        for name in ("account_key", "admin_key", "keyring", "shipment_key", "database_url"):
+        for name in (
+            "account_key",
+            "admin_key",
+            "resolver_key",
+            "keyring",
+            "shipment_key",
+            "database_url",
+        ):
             value: SecretStr | None = getattr(self, name)
             if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDERS:
                 raise ConfigurationError(
                     f"{env_name(name)} holds a placeholder outside development "
                     f"(PARCELPROOF_ENVIRONMENT={self.environment}): set a real secret"
                 )
-        for name in ("account_key", "admin_key", "shipment_key"):
+        for name in ("account_key", "admin_key", "resolver_key", "shipment_key"):
             if getattr(self, name) is not None and _looks_weak(self._secret_bytes(name)):
                 raise ConfigurationError(
                     f"{env_name(name)} looks hand-made (too few distinct bytes): outside "
                     "development use a randomly generated key"
                 )
-        for name in ("account_key", "admin_key"):
+        for name in ("account_key", "admin_key", "resolver_key"):
             if getattr(self, name) is None:
                 continue
             address = parse_private_key(self._secret(name), env_name(name)).address
@@ -389,6 +402,12 @@ class Settings(BaseSettings):
         """The courier's anchoring account (signs checkpoints and key registrations)."""
         self.require("account_key")
         return parse_private_key(self._secret("account_key"), "PARCELPROOF_ACCOUNT_KEY")
+
+    def resolver(self) -> LocalAccount | None:
+        """The account that records dispute outcomes (PARCELPROOF_RESOLVER_KEY), if set."""
+        if self.resolver_key is None:
+            return None
+        return parse_private_key(self._secret("resolver_key"), "PARCELPROOF_RESOLVER_KEY")
 
     def admin(self) -> LocalAccount:
         """The consortium admin account (deployment and membership only)."""

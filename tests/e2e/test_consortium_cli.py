@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 from parcelproof.chain import devnet
 from parcelproof.chain.ledger import LedgerClient
 from parcelproof.cli import app
-from parcelproof.core.errors import ContractRevertError
+from parcelproof.core.errors import ContractRevertError, SuspendedCourierError
 
 runner = CliRunner()
 pytestmark = pytest.mark.anvil
 
 
-def test_admit_rotate_resolve_and_remove(anvil_node: devnet.Anvil) -> None:
+def test_admit_rotate_resolve_suspend_reinstate_and_remove(anvil_node: devnet.Anvil) -> None:
     w3 = devnet.connect(anvil_node.url)
     admin, first, second, resolver, outsider = devnet.funded_accounts(w3, 5)
     ledger = LedgerClient.deploy(w3, admin)
@@ -49,6 +49,29 @@ def test_admit_rotate_resolve_and_remove(anvil_node: devnet.Anvil) -> None:
     assert ledger.is_resolver(resolver.address)
     assert run("revoke-resolver", resolver.address)[0] == 0
     assert not ledger.is_resolver(resolver.address)
+
+    code, out = run("suspend", cid)
+    assert code == 2 and "--yes" in out
+    assert not ledger.is_suspended(courier)
+    assert run("suspend", cid, "--yes")[0] == 0
+    assert ledger.is_suspended(courier)
+    code, shown = run("show")
+    assert code == 0 and "suspended" in shown and "(1 suspension(s))" in shown
+    with pytest.raises(SuspendedCourierError):  # the node can no longer anchor
+        ledger.anchor_checkpoint(2, b"\x02" * 32, [b"\x03" * 32], sender=second)
+    code, out = run("suspend", cid, "--yes")
+    assert code == 2 and "ParcelLedgerCourierSuspended" in out
+    outsider_admin = {"PARCELPROOF_ADMIN_KEY": "0x" + outsider.key.hex()}
+    code, out = run("reinstate", cid, env_over=outsider_admin)
+    assert code == 2 and "AccessControl" in out
+    assert run("reinstate", cid)[0] == 0
+    assert not ledger.is_suspended(courier)
+    code, out = run("reinstate", cid)
+    assert code == 2 and "ParcelLedgerCourierNotSuspended" in out
+    code, shown = run("show")
+    assert code == 0 and "active" in shown and "(1 suspension(s))" in shown
+    [period] = ledger.suspensions(courier)
+    assert period.reinstated_at is not None
 
     code, out = run("remove", cid)
     assert code == 2 and "--yes" in out

@@ -26,10 +26,17 @@ class CourierRec:
     removed_at: int | None
 
 
+@dataclass
+class Period:
+    suspended_at: int
+    reinstated_at: int | None
+
+
 class Ledger:
     def __init__(self) -> None:
         self.keys: dict[str, Key] = {}
         self.couriers = {A: CourierRec(None), B: CourierRec(None)}
+        self.suspended: dict[bytes, list[Period]] = {}
         self.calls = 0
         self.down = False
 
@@ -44,6 +51,9 @@ class Ledger:
 
     def courier(self, courier_id: bytes) -> CourierRec:
         return self.couriers[courier_id]
+
+    def suspensions(self, courier_id: bytes) -> list[Period]:
+        return self.suspended.get(courier_id, [])
 
 
 @pytest.mark.parametrize(
@@ -67,6 +77,25 @@ def test_validity_rule_matches_the_contract(
     ledger.keys[AGENT.lower()] = key
     ledger.couriers[key.courier_id] = CourierRec(removed_at)
     assert AgentKeyDirectory(ledger).is_agent_key_valid(courier, AGENT, at) is valid
+
+
+@pytest.mark.parametrize(
+    ("desc", "at", "valid"),
+    [
+        ("before the first suspension", 119, True),
+        ("at its start", 120, False),
+        ("inside it", 125, False),
+        ("at its reinstatement (exclusive end)", 130, True),
+        ("between suspensions", 150, True),
+        ("inside the ongoing one", 170, False),
+        ("long after (never reinstated)", 199, False),
+    ],
+)
+def test_suspension_periods_match_the_contract(desc: str, at: int, valid: bool) -> None:
+    ledger = Ledger()
+    ledger.keys[AGENT.lower()] = Key(A, 100, 200, None)
+    ledger.suspended[A] = [Period(120, 130), Period(160, None)]
+    assert AgentKeyDirectory(ledger).is_agent_key_valid(A, AGENT, at) is valid, desc
 
 
 def test_unknown_key_is_invalid_and_cached_briefly() -> None:

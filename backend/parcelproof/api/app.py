@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from parcelproof import __version__
 from parcelproof.api import privacy_routes, problems
 from parcelproof.api.deps import NodeServices
+from parcelproof.api.dispute_routes import disputes
 from parcelproof.api.routes import courier, public
 from parcelproof.api.security import SecurityHeaders, install_cors
 from parcelproof.api.staff_routes import staff
@@ -113,6 +114,7 @@ def create_app(
     app.include_router(public)
     app.include_router(privacy_routes.privacy)
     app.include_router(staff)
+    app.include_router(disputes)
 
     registry = CollectorRegistry()
     requests = Counter(

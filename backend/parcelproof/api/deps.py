@@ -14,6 +14,7 @@ from parcelproof.core.bundle import LedgerView
 from parcelproof.service import credentials
 from parcelproof.service.authz import AuthenticationError, Principal
 from parcelproof.service.credentials import ApiClients
+from parcelproof.service.disputes import DisputeDesk
 from parcelproof.service.federation import PeerLookup
 from parcelproof.service.node import CourierNode
 from parcelproof.service.ports import AuditSink
@@ -31,6 +32,7 @@ class NodeServices:
     staff: StaffService | None = None
     audit: AuditSink | None = None  # the node's audit log: personal-data reads, privileged acts
     peers: PeerLookup | None = None  # the consortium's other nodes, asked on customer lookups
+    disputes: DisputeDesk | None = None  # the dispute desk; None: dispute routes answer 404
 
 
 def _services(request: Request) -> NodeServices:
@@ -78,3 +80,5 @@ CanErase = Annotated[Principal, Depends(require("privacy:erase"))]
 CanReadAudit = Annotated[Principal, Depends(require("audit:read"))]
 CanManageStaff = Annotated[Principal, Depends(require("staff:manage"))]
 CanEnrol = Annotated[Principal, Depends(require("mfa:enrol"))]
+CanOpenDisputes = Annotated[Principal, Depends(require("disputes:open"))]
+CanResolve = Annotated[Principal, Depends(require("disputes:resolve"))]

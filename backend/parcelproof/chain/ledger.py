@@ -44,6 +44,7 @@ from parcelproof.core.errors import (
     NetworkError,
     NonGrowingAuditHeadError,
     NonGrowingCheckpointError,
+    SuspendedCourierError,
     UnauthorizedError,
     UnknownAgentKeyError,
     UnknownCheckpointError,
@@ -63,6 +64,7 @@ REVERT_ERRORS: Mapping[str, type[ContractRevertError]] = {
     "ParcelLedgerInconsistentCheckpoint": InconsistentCheckpointError,
     "ParcelLedgerUnknownCheckpoint": UnknownCheckpointError,
     "ParcelLedgerInactiveCourier": InactiveCourierError,
+    "ParcelLedgerCourierSuspended": SuspendedCourierError,
     "ParcelLedgerUnknownAgentKey": UnknownAgentKeyError,
     "ParcelLedgerUnknownDispute": UnknownDisputeError,
     "ParcelLedgerCourierExists": LedgerConflictError,
@@ -71,6 +73,8 @@ REVERT_ERRORS: Mapping[str, type[ContractRevertError]] = {
     "ParcelLedgerAgentKeyAlreadyRevoked": LedgerConflictError,
     "ParcelLedgerDisputeExists": LedgerConflictError,
     "ParcelLedgerDisputeAlreadyResolved": LedgerConflictError,
+    "ParcelLedgerCourierNotSuspended": LedgerConflictError,
+    "ParcelLedgerTooManySuspensions": LedgerConflictError,
 }
 
 #: Extra gas over the estimate: state may move between estimation and inclusion.
@@ -158,6 +162,26 @@ class Courier:
     checkpoint_count: int
     latest_size: int
     latest_anchored_at: int | None
+
+
+@dataclass(frozen=True)
+class Suspension:
+    """A period ``[suspended_at, reinstated_at)`` during which a courier was suspended: its
+    agent keys were not valid for any instant inside it. ``reinstated_at`` is ``None`` while the
+    suspension lasts (the period is then open-ended)."""
+
+    suspended_at: int
+    reinstated_at: int | None
+
+    @property
+    def ongoing(self) -> bool:
+        """True until the courier is reinstated."""
+        return self.reinstated_at is None
+
+    def covers(self, at: int) -> bool:
+        """True if the instant ``at`` (seconds) lies inside the period, as the contract's
+        ``isAgentKeyValid`` judges it."""
+        return self.suspended_at <= at and (self.reinstated_at is None or at < self.reinstated_at)
 
 
 @dataclass(frozen=True)
@@ -309,6 +333,35 @@ class LedgerClient:
     def remove_courier(self, courier_id: bytes, *, sender: LocalAccount) -> TxResult:
         """Remove a courier; its history stays readable (admin)."""
         return self._transact(self._fn.removeCourier(_b32(courier_id, "courier id")), sender)
+
+    def suspend_courier(self, courier_id: bytes, *, sender: LocalAccount) -> TxResult:
+        """Suspend a courier until :meth:`reinstate_courier`: it can no longer anchor or
+        register agent keys, and its keys are not valid from now until the reinstatement
+        (admin)."""
+        return self._transact(self._fn.suspendCourier(_b32(courier_id, "courier id")), sender)
+
+    def reinstate_courier(self, courier_id: bytes, *, sender: LocalAccount) -> TxResult:
+        """End a courier's suspension; its keys are valid again from now on (admin)."""
+        return self._transact(self._fn.reinstateCourier(_b32(courier_id, "courier id")), sender)
+
+    def suspensions(self, courier_id: bytes) -> list[Suspension]:
+        """The courier's suspension periods, oldest first (:class:`UnknownCourierError` if
+        never admitted)."""
+        raw = self._call(self._fn.suspensions(_b32(courier_id, "courier id")))
+        return [
+            Suspension(int(suspended_at), int(reinstated_at) or None)
+            for suspended_at, reinstated_at in raw
+        ]
+
+    def is_suspended(self, courier_id: bytes) -> bool:
+        """True while the courier is suspended (:class:`UnknownCourierError` if never
+        admitted)."""
+        return bool(self._call(self._fn.isCourierSuspended(_b32(courier_id, "courier id"))))
+
+    @property
+    def max_suspensions(self) -> int:
+        """``MAX_SUSPENSIONS`` of the contract: how often a courier can be suspended."""
+        return int(self._call(self._fn.MAX_SUSPENSIONS()))
 
     def set_courier_account(
         self, courier_id: bytes, new_account: str, *, sender: LocalAccount

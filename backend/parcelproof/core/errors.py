@@ -158,6 +158,11 @@ class InactiveCourierError(ContractRevertError):
     """The courier was removed from the consortium and may no longer anchor or register keys."""
 
 
+class SuspendedCourierError(ContractRevertError):
+    """The courier is suspended: until the consortium admin reinstates it, it may not anchor
+    or register agent keys (also raised when suspending it again)."""
+
+
 class UnknownAgentKeyError(ContractRevertError):
     """No agent key is registered on the ledger for that address."""
 
@@ -168,7 +173,8 @@ class UnknownDisputeError(ContractRevertError):
 
 class LedgerConflictError(ContractRevertError):
     """The ledger already holds a conflicting record: a courier, account, agent key or dispute
-    that exists, a key already revoked or a dispute already resolved."""
+    that exists, a key already revoked, a dispute already resolved, a courier that is not
+    suspended (reinstating it) or that used up its suspensions."""
 
 
 class CompilerError(ChainError):

@@ -104,6 +104,10 @@ class AuditAction(StrEnum):
     STAFF_MFA_ENROL = "staff.mfa-enrol"  # a second factor was enrolled
     AGENT_KEY_REGISTER = "agent-key.register"  # an agent signing key was registered on chain
     AGENT_KEY_REVOKE = "agent-key.revoke"  # an agent signing key was revoked on chain
+    DISPUTE_OPEN = "dispute.open"  # a dispute was opened (and recorded on chain)
+    DISPUTE_ASSIGN = "dispute.assign"  # a dispute was assigned to a resolver
+    DISPUTE_COMMENT = "dispute.comment"  # a sealed comment was added to a dispute
+    DISPUTE_RESOLVE = "dispute.resolve"  # a dispute's outcome was recorded (and on chain)
 
 
 #: Every action name an entry may carry.

@@ -19,6 +19,8 @@ PERMISSIONS = frozenset(
         "audit:read",
         "staff:manage",
         "mfa:enrol",
+        "disputes:open",
+        "disputes:resolve",
     }
 )
 #: The scopes a machine client (role courier-api-client) may hold.
@@ -34,11 +36,20 @@ MFA_REQUIRED = frozenset({RESOLVER, ADMIN})
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # Runs the courier's day-to-day: shipments, manual anchoring, customers' data requests.
+    # Opens disputes for customers who call in.
     OPERATOR: frozenset(
-        {"shipments:write", "anchor:write", "privacy:export", "privacy:erase", "mfa:enrol"}
+        {
+            "shipments:write",
+            "anchor:write",
+            "privacy:export",
+            "privacy:erase",
+            "mfa:enrol",
+            "disputes:open",
+        }
     ),
-    # Reads full evidence and the audit trail; changes nothing.
-    RESOLVER: frozenset({"read", "audit:read", "mfa:enrol"}),
+    # Reads full evidence and the audit trail; opens, assigns, comments and resolves disputes
+    # (the only role that records outcomes); changes no parcel data.
+    RESOLVER: frozenset({"read", "audit:read", "mfa:enrol", "disputes:open", "disputes:resolve"}),
     # Manages staff, reads the audit trail, answers data-protection requests.
     ADMIN: frozenset(
         {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,12 +33,22 @@ class _Courier(Protocol):
     def removed_at(self) -> int | None: ...
 
 
+class _Suspension(Protocol):
+    @property
+    def suspended_at(self) -> int: ...
+
+    @property
+    def reinstated_at(self) -> int | None: ...
+
+
 class KeyLedger(Protocol):
     """The ledger reads the directory needs."""
 
     def agent_key(self, agent: str) -> _AgentKey: ...
 
     def courier(self, courier_id: bytes) -> _Courier: ...
+
+    def suspensions(self, courier_id: bytes) -> Sequence[_Suspension]: ...
 
 
 @dataclass(frozen=True)
@@ -49,15 +59,17 @@ class _Entry:
     revoked_at: int | None
     removed_at: int | None
     fetched: float
+    suspended: tuple[tuple[int, int | None], ...] = ()  # the courier's (start, end) periods
 
 
 class AgentKeyDirectory:
     """Answers "could ``agent`` sign for ``courier`` at ``at``?" exactly as the contract's
-    ``isAgentKeyValid`` does, from registrations cached for ``ttl`` seconds (negative
-    answers for ``negative_ttl``). While the chain is unreachable, entries up to
-    ``max_stale`` seconds old are used, so ingestion keeps working during an outage; a
-    revocation made during the outage is then seen late, but every bundle is still verified
-    against the chain itself.
+    ``isAgentKeyValid`` does (window, revocation, the courier's removal and suspensions), from
+    registrations cached for ``ttl`` seconds (negative answers for ``negative_ttl``). While
+    the chain is unreachable, entries up to ``max_stale`` seconds old are used, so ingestion
+    keeps working during an outage; a revocation or suspension made during the outage is then
+    seen late (as within ``ttl`` anyway), but every bundle is still verified against the chain
+    itself.
     """
 
     def __init__(
@@ -83,7 +95,9 @@ class AgentKeyDirectory:
             return False
         if e.revoked_at is not None and e.revoked_at <= at:
             return False
-        return e.removed_at is None or at < e.removed_at
+        if e.removed_at is not None and e.removed_at <= at:
+            return False
+        return not any(start <= at and (end is None or at < end) for start, end in e.suspended)
 
     def forget(self, agent: str) -> None:
         """Drop a cached registration (after this node registers or revokes a key)."""
@@ -116,8 +130,17 @@ class AgentKeyDirectory:
             return _Entry(None, 0, 0, None, None, now)
         try:
             removed_at = self._ledger.courier(key.courier_id).removed_at
+            suspended = tuple(
+                (s.suspended_at, s.reinstated_at) for s in self._ledger.suspensions(key.courier_id)
+            )
         except UnknownCourierError:
             return _Entry(None, 0, 0, None, None, now)
         return _Entry(
-            key.courier_id, key.valid_from, key.valid_until, key.revoked_at, removed_at, now
+            key.courier_id,
+            key.valid_from,
+            key.valid_until,
+            key.revoked_at,
+            removed_at,
+            now,
+            suspended,
         )

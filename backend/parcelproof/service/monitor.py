@@ -13,7 +13,9 @@ The rules (docs/operations.md, "Monitoring the consortium", says the same for op
 ``stalled`` (alert)
     An active courier whose latest checkpoint (or, before the first, its admission) is more
     than ``stall_after`` seconds older than ``now``, and whose node gave no sign of life on chain
-    within ``stall_after`` either. The sign of life is an audit head: the reference anchoring
+    within ``stall_after`` either (a courier reinstated after a suspension: its reinstatement
+    if that is later). A suspended courier cannot anchor and is not judged. The sign of life is
+    an audit head: the reference anchoring
     worker anchors its node's audit-log head in the same successful cycles as checkpoints and
     on its own while that log grows, and only in cycles where anchoring the event log did not
     fail. The chain cannot tell a dead node from one without any traffic at all; such a courier
@@ -27,8 +29,9 @@ The rules (docs/operations.md, "Monitoring the consortium", says the same for op
     previous checkpoint and the last audit head anchored between the two, to the new checkpoint.
     The chain does not know when events happened, only when anchors were mined, so this is an
     upper bound on how long the new leaves can have waited; a worker that proved alive (an audit
-    head) had no leaf waiting for its anchoring interval at that time. The wait before a
-    courier's first checkpoint is not judged.
+    head) had no leaf waiting for its anchoring interval at that time, and a suspended courier
+    could not anchor, so the wait counts from the latest reinstatement in between, if any. The
+    wait before a courier's first checkpoint is not judged.
 ``key-revoked-in-dispute`` (alert)
     An agent key revoked while a dispute is open, or at most ``revocation_window`` seconds before
     it was opened, by a courier party to that dispute: the disputed courier, or the courier whose
@@ -36,8 +39,9 @@ The rules (docs/operations.md, "Monitoring the consortium", says the same for op
 ``anchored-after-removal`` (alert)
     A checkpoint or audit head of a removed courier in a block after its removal. The contract
     forbids it: seeing one means the address is not the ledger you think, or the chain is broken.
-``account-changed``, ``courier-removed`` (notices)
-    Membership changes, for the record.
+``account-changed``, ``courier-suspended``, ``courier-reinstated``, ``courier-removed`` (notices)
+    Membership changes, for the record. Suspensions are read from the ``suspensions`` view (the
+    whole history, whatever ``from_block``), so they carry a time but no block.
 
 Findings carry a stable ``key``: a watching monitor prints each key once (a persistent condition
 such as a stall is reported when it starts; a new stall after recovery has a new key).
@@ -61,6 +65,7 @@ if TYPE_CHECKING:  # records only: this module needs no web3 at run time
         Courier,
         CourierMembership,
         Dispute,
+        Suspension,
     )
 
 #: Defaults of the ``monitor`` command (seconds).
@@ -89,6 +94,8 @@ class FindingKind(StrEnum):
     ANCHORED_AFTER_REMOVAL = "anchored-after-removal"
     QUIET = "quiet"
     ACCOUNT_CHANGED = "account-changed"
+    COURIER_SUSPENDED = "courier-suspended"
+    COURIER_REINSTATED = "courier-reinstated"
     COURIER_REMOVED = "courier-removed"
 
     @property
@@ -97,9 +104,17 @@ class FindingKind(StrEnum):
         return Severity.NOTICE if self in _NOTICES else Severity.ALERT
 
 
-_NOTICES = frozenset({FindingKind.QUIET, FindingKind.ACCOUNT_CHANGED, FindingKind.COURIER_REMOVED})
+_NOTICES = frozenset(
+    {
+        FindingKind.QUIET,
+        FindingKind.ACCOUNT_CHANGED,
+        FindingKind.COURIER_SUSPENDED,
+        FindingKind.COURIER_REINSTATED,
+        FindingKind.COURIER_REMOVED,
+    }
+)
 
-CourierState = Literal["ok", "quiet", "stalled", "removed"]
+CourierState = Literal["ok", "quiet", "stalled", "suspended", "removed"]
 
 
 @dataclass(frozen=True)
@@ -139,10 +154,24 @@ class CourierHistory:
     audit_heads: tuple[AuditHead, ...] = ()
     account_changes: tuple[AccountChange, ...] = ()
     key_events: tuple[AgentKeyEvent, ...] = ()
+    suspensions: tuple[Suspension, ...] = ()  # from the view: every period, oldest first
 
     @property
     def courier_id(self) -> bytes:
         return self.view.courier_id
+
+    @property
+    def suspended(self) -> bool:
+        """True while the courier's latest suspension lasts."""
+        return bool(self.suspensions) and self.suspensions[-1].ongoing
+
+    def reinstated_between(self, start: int, end: int) -> list[int]:
+        """Reinstatement times in ``(start, end]``."""
+        return [
+            s.reinstated_at
+            for s in self.suspensions
+            if s.reinstated_at is not None and start < s.reinstated_at <= end
+        ]
 
     @property
     def removed_block(self) -> int | None:
@@ -332,17 +361,23 @@ def _liveness(
     )
     reference = checkpoint_at if checkpoint_at is not None else view.admitted_at
     idle = now - reference
+    # A suspended courier cannot anchor: the time it could is counted from its reinstatement.
+    resumed = max(courier.reinstated_between(reference, now), default=None)
     findings: list[Finding] = []
     state: CourierState = "ok"
     if not view.active:
         state = "removed"
-    elif idle > policy.stall_after:
+    elif courier.suspended:
+        state = "suspended"
+    elif now - max(reference, resumed or reference) > policy.stall_after:
         cid = courier.courier_id
         since = (
             f"no checkpoint for {format_duration(idle)} (latest: size {view.latest_size:,})"
             if checkpoint_at is not None
             else f"no checkpoint in the {format_duration(idle)} since its admission"
         )
+        if resumed is not None:
+            since += f", {format_duration(now - resumed)} of them since its reinstatement"
         details: dict[str, JsonScalar] = {
             "idle_seconds": idle,
             "latest_size": view.latest_size,
@@ -411,7 +446,8 @@ def _late_anchoring(courier: CourierHistory, policy: MonitorPolicy) -> list[Find
             for h in heads
             if previous.block_number < (h.block_number or 0) < current.block_number
         ]
-        since = max([previous.anchored_at, *alive])
+        resumed = courier.reinstated_between(previous.anchored_at, current.anchored_at)
+        since = max([previous.anchored_at, *alive, *resumed])
         wait = current.anchored_at - since
         if wait <= policy.late_after:
             continue
@@ -421,7 +457,12 @@ def _late_anchoring(courier: CourierHistory, policy: MonitorPolicy) -> list[Find
             f"checkpoint {previous.size:,} -> {current.size:,} (+{added:,} leaves) came "
             f"{format_duration(gap)} after the previous one"
         )
-        if since != previous.anchored_at:
+        if resumed and since == max(resumed):
+            message += (
+                f", {format_duration(wait)} after the courier's reinstatement in between: the "
+                "new leaves may have waited that long"
+            )
+        elif since != previous.anchored_at:
             message += (
                 f", {format_duration(wait)} after the node's last audit head in between: the new "
                 f"leaves may have waited that long"
@@ -496,6 +537,33 @@ def _membership(courier: CourierHistory) -> list[Finding]:
         )
         for c in courier.account_changes
     ]
+    for period in courier.suspensions:
+        findings.append(
+            Finding(
+                FindingKind.COURIER_SUSPENDED,
+                cid,
+                f"suspended on {format_time(period.suspended_at)}: it may not anchor, and its "
+                "agent keys are not valid until its reinstatement",
+                _key("suspended", cid, period.suspended_at),
+                at=period.suspended_at,
+                details={"suspended_at": period.suspended_at},
+            )
+        )
+        if period.reinstated_at is not None:
+            findings.append(
+                Finding(
+                    FindingKind.COURIER_REINSTATED,
+                    cid,
+                    f"reinstated on {format_time(period.reinstated_at)} after a suspension of "
+                    f"{format_duration(period.reinstated_at - period.suspended_at)}",
+                    _key("reinstated", cid, period.reinstated_at),
+                    at=period.reinstated_at,
+                    details={
+                        "suspended_at": period.suspended_at,
+                        "reinstated_at": period.reinstated_at,
+                    },
+                )
+            )
     removed_at = courier.view.removed_at
     if removed_at is not None:
         findings.append(
@@ -589,6 +657,8 @@ class MonitorLedger(Protocol):
 
     def courier(self, courier_id: bytes) -> Courier: ...
 
+    def suspensions(self, courier_id: bytes) -> list[Suspension]: ...
+
     def latest_audit_head(self, courier_id: bytes) -> AuditHead | None: ...
 
     def couriers(
@@ -659,6 +729,7 @@ class LedgerReader:
             logs = self._scan(self._next, head)
         views = {cid: ledger.courier(cid) for cid in logs.order}
         heads = {cid: ledger.latest_audit_head(cid) for cid in logs.order}
+        periods = {cid: tuple(ledger.suspensions(cid)) for cid in logs.order}
         block_time = ledger.block_time(head)
         self._logs, self._next = logs, max(self._next, head + 1)
         couriers = tuple(
@@ -670,6 +741,7 @@ class LedgerReader:
                 audit_heads=tuple(logs.audit_heads.get(cid, ())),
                 account_changes=tuple(c for c in logs.account_changes if c.courier_id == cid),
                 key_events=tuple(e for e in logs.key_events if e.courier_id == cid),
+                suspensions=periods[cid],
             )
             for cid in logs.order
         )

@@ -27,6 +27,7 @@ from parcelproof.core.envelope import Keyring
 from parcelproof.core.errors import Error, StoreError, UnknownCourierError
 from parcelproof.service.anchoring import AnchorPolicy, AnchorWorker
 from parcelproof.service.audit import AuditLog
+from parcelproof.service.disputes import DisputeDesk
 from parcelproof.service.federation import PeerLookup
 from parcelproof.service.keys import AgentKeyDirectory
 from parcelproof.service.node import CourierNode
@@ -35,6 +36,7 @@ from parcelproof.service.staff import StaffService, WebAuthnConfig
 from parcelproof.settings import ConfigurationError, Settings
 from parcelproof.store.audit_sql import SqlAuditStore
 from parcelproof.store.db import make_engine, session_factory, upgrade
+from parcelproof.store.disputes_sql import SqlDisputeStore
 from parcelproof.store.sql import SqlStore
 from parcelproof.store.staff_sql import SqlStaffStore
 
@@ -393,6 +395,13 @@ def open_node(settings: Settings, *, web3: Web3 | None = None) -> NodeRuntime:
             staff=open_staff(settings, engine, store.log_id, keyring, audit=audit),
             audit=audit,
             peers=PeerLookup.from_urls(settings.peer_urls()) if settings.peers else None,
+            disputes=DisputeDesk(
+                node,
+                chain.ledger,
+                SqlDisputeStore(session_factory(engine), chain.courier_id),
+                resolver=settings.resolver(),
+                audit=audit,
+            ),
         ),
         audit=audit,
         _probe=probe,

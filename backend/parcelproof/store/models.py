@@ -281,3 +281,72 @@ class ErasureRow(Base):
     erased_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     reason: Mapped[str] = mapped_column(String(32), nullable=False)
     receipt: Mapped[str] = mapped_column(Text, nullable=False)  # JSON, signed
+
+
+# --- disputes (revision 0003) ----------------------------------------------------------------
+
+
+class DisputeRow(Base):
+    """A dispute about this courier's records: what the ledger holds (its hashes and the
+    transactions), the workflow state, and the sealed material behind the hashes. Personal data
+    (the tracking number, the evidence snapshot, the resolver's summary) is sealed under the
+    node's key-encryption keyring; ids, codes and hashes are in clear."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (
+        CheckConstraint("length(dispute_id) = 32", name="dispute_id_length"),
+        CheckConstraint("state IN ('open', 'assigned', 'resolved')", name="state_known"),
+        CheckConstraint(
+            "reason IN ('not-delivered', 'damaged', 'wrong-place', 'late', 'other')",
+            name="reason_known",  # keep in step with service.disputes.REASONS
+        ),
+        CheckConstraint(
+            "outcome IS NULL OR outcome IN ('upheld', 'rejected', 'settled')",
+            name="outcome_known",  # keep in step with service.disputes.OUTCOMES
+        ),
+    )
+
+    dispute_id: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    log_id: Mapped[bytes] = _log_id()
+    shipment_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("shipments.shipment_id"), nullable=False
+    )
+    tracking_sealed: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    events: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: log id, sequence, commitment
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    claim_salt: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    note_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    subject_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    evidence_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    evidence_sealed: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    opened_by: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False)
+    opened_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    open_tx_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    open_block: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    assignee: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    summary_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    summary_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    outcome_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    resolved_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    resolve_tx_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    resolve_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class DisputeNoteRow(Base):
+    """A note on a dispute (the opener's statement or a resolver's comment), sealed under the
+    node's keyring: staff and customers write prose, which may hold personal data."""
+
+    __tablename__ = "dispute_notes"
+    __table_args__ = (CheckConstraint("kind IN ('claim', 'comment')", name="kind_known"),)
+
+    note_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    dispute_id: Mapped[bytes] = mapped_column(
+        LargeBinary, ForeignKey("disputes.dispute_id"), nullable=False
+    )
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    author: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
