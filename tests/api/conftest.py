@@ -25,6 +25,7 @@ from parcelproof.store.db import session_factory
 from parcelproof.store.sql import SqlStore
 from parcelproof.store.staff_sql import SqlStaffStore
 from tests.conftest import make_courier
+from tests.support.hashing import FAST_HASHER
 
 STAFF_RP_ID = "ops.parcelproof.test"
 STAFF_ORIGIN = "https://ops.parcelproof.test"
@@ -59,6 +60,7 @@ def api(chain: Web3, sql_stores: Callable[[bytes], Store], sql_engine: Engine) -
         SqlStaffStore(session_factory(sql_engine), store.log_id),
         c.node.keyring,
         webauthn=WebAuthnConfig(rp_id=STAFF_RP_ID, origins=(STAFF_ORIGIN,)),
+        hasher=FAST_HASHER,
         audit=audit,
     )
     services = NodeServices(node=c.node, ledger=c.ledger, clients=store, staff=staff, audit=audit)

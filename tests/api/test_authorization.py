@@ -24,6 +24,7 @@ from parcelproof.store.sql import SqlStore
 from parcelproof.store.staff_sql import SqlStaffStore
 from tests.api.conftest import STAFF_ORIGIN, STAFF_RP_ID, Api
 from tests.conftest import make_courier
+from tests.support.hashing import FAST_HASHER
 
 PASSWORD = "a long staff passphrase"
 
@@ -189,6 +190,7 @@ def pair(
         SqlStaffStore(session_factory(sql_engine), store.log_id),
         b.node.keyring,
         webauthn=WebAuthnConfig(rp_id=STAFF_RP_ID, origins=(STAFF_ORIGIN,)),
+        hasher=FAST_HASHER,
     )
     app = create_app(NodeServices(node=b.node, ledger=b.ledger, clients=store, staff=staff))
     token = credentials.issue(store, "b", credentials.SCOPES)

@@ -35,6 +35,7 @@ from parcelproof.store.sql import SqlStore
 from parcelproof.store.staff_sql import SqlStaffStore
 from tests.api.conftest import STAFF_ORIGIN, STAFF_RP_ID, Api
 from tests.conftest import make_courier
+from tests.support.hashing import FAST_HASHER
 
 PARCEL, POSTCODE = "PP161803398DE", "10115"
 DETAILS = {"recipient": "Jürgen Weiß", "street": "Invalidenstraße 1"}
@@ -85,6 +86,7 @@ def desk(chain: Web3, sql_stores: Callable[[bytes], Store], sql_engine: Engine) 
         SqlStaffStore(sessions, store.log_id),
         c.node.keyring,
         webauthn=WebAuthnConfig(rp_id=STAFF_RP_ID, origins=(STAFF_ORIGIN,)),
+        hasher=FAST_HASHER,
         audit=audit,
     )
     disputes = DisputeDesk(

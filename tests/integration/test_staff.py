@@ -106,6 +106,7 @@ def test_passwords_are_stored_as_argon2id_only(env: Env) -> None:
     with env.engine.connect() as c:
         stored = c.scalar(select(StaffUserRow.password_hash))
     assert stored is not None and stored.startswith("$argon2id$")
+    assert "$m=65536,t=3,p=4$" in stored  # RFC 9106's low-memory profile, as production runs
     assert PASSWORD not in stored
 
 

@@ -146,8 +146,7 @@ class StaffService:
         self._hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
         self._clock = clock or SystemClock()
         self._audit = audit
-        # Unknown usernames still cost one argon2 verification: same answer, similar time.
-        self._decoy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        self._decoy: str | None = None
 
     def attach_audit(self, audit: AuditSink) -> None:
         """Record logins, failures, enrolments and account changes in ``audit``."""
@@ -203,7 +202,10 @@ class StaffService:
         (``mfa-required``) whose token completes with TOTP, a passkey or a recovery code."""
         user = self.store.user_by_name(username) if isinstance(username, str) else None
         if user is None:
-            self._verify_password(self._decoy_hash, password)
+            # Unknown usernames still cost one argon2 verification: same answer, similar time.
+            if self._decoy is None:
+                self._decoy = self._hasher.hash(secrets.token_urlsafe(16))
+            self._verify_password(self._decoy, password)
             self._record("anonymous", "staff.login-failed", None, {"reason": "credentials"})
             raise AuthenticationError("invalid username or password")
         self._check_not_locked(user)
