@@ -217,22 +217,7 @@ def read_dispute(dispute_id: str, services: Services, principal: CanResolve) -> 
         ],
         summary=view.summary,
         evidence=view.evidence,
-        current=s.LookupOut(
-            timeline=[
-                s.TimelineItem(
-                    log_id=hex32(t.log_id),
-                    sequence=t.sequence,
-                    event_time=t.event_time,
-                    fields=t.fields,
-                    anchoring=t.anchoring,
-                    checkpoint_size=t.checkpoint_size,
-                    block_number=t.block_number,
-                )
-                for t in current.timeline
-            ],
-            bundle=current.bundle,
-            verification=current.report.to_json() if current.report else None,
-        ),
+        current=s.lookup_out(current),
     )
 
 

@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 from parcelproof.api import schemas as s
 from parcelproof.api.deps import CanErase, CanExport, NodeServices, Services
 from parcelproof.api.problems import problem
-from parcelproof.core.bundle import hex32
 from parcelproof.service.authz import Principal
 from parcelproof.service.lookup import ParcelErasedError
 
@@ -91,20 +90,7 @@ def erased_response(error: ParcelErasedError) -> JSONResponse:
         "Details erased",
         str(error),
         erasures=[e.to_json() for e in result.erasures],
-        timeline=[
-            {
-                "log_id": hex32(t.log_id),
-                "sequence": t.sequence,
-                "event_time": t.event_time,
-                "fields": t.fields,
-                "anchoring": t.anchoring,
-                "checkpoint_size": t.checkpoint_size,
-                "block_number": t.block_number,
-            }
-            for t in result.timeline
-        ],
-        bundle=result.bundle,
-        verification=result.report.to_json() if result.report else None,
+        **s.lookup_out(result).model_dump(),
     )
 
 

@@ -199,7 +199,7 @@ def _record_read(
 @public.post("/lookup")
 def lookup_parcel(body: s.LookupIn, services: Services, request: Request) -> s.LookupOut:
     """Timeline and verified proof bundle for a tracking number plus a second factor."""
-    return _lookup_out(_lookup(body, services, request, "lookup"))
+    return s.lookup_out(_lookup(body, services, request, "lookup"))
 
 
 @courier.post("/evidence")
@@ -215,26 +215,7 @@ def evidence(body: s.ContextIn, services: Services, principal: CanRead) -> s.Loo
         body.tracking_number,
         {"events": len(result.timeline)},
     )
-    return _lookup_out(result)
-
-
-def _lookup_out(result: LookupResult) -> s.LookupOut:
-    return s.LookupOut(
-        timeline=[
-            s.TimelineItem(
-                log_id=hex32(t.log_id),
-                sequence=t.sequence,
-                event_time=t.event_time,
-                fields=t.fields,
-                anchoring=t.anchoring,
-                checkpoint_size=t.checkpoint_size,
-                block_number=t.block_number,
-            )
-            for t in result.timeline
-        ],
-        bundle=result.bundle,
-        verification=result.report.to_json() if result.report else None,
-    )
+    return s.lookup_out(result)
 
 
 @public.post("/lookup/bundle", response_model=None)

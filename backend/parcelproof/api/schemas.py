@@ -6,6 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from parcelproof.core.bundle import hex32
+from parcelproof.service.lookup import LookupResult
+
 Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Signature = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
@@ -107,6 +110,26 @@ class LookupOut(Strict):
     timeline: list[TimelineItem]
     bundle: dict[str, Any] | None
     verification: dict[str, Any] | None
+
+
+def lookup_out(result: LookupResult) -> LookupOut:
+    """The API form of a lookup's (or a dispute bundle's) result."""
+    return LookupOut(
+        timeline=[
+            TimelineItem(
+                log_id=hex32(t.log_id),
+                sequence=t.sequence,
+                event_time=t.event_time,
+                fields=t.fields,
+                anchoring=t.anchoring,
+                checkpoint_size=t.checkpoint_size,
+                block_number=t.block_number,
+            )
+            for t in result.timeline
+        ],
+        bundle=result.bundle,
+        verification=result.report.to_json() if result.report else None,
+    )
 
 
 class CheckpointOut(Strict):
