@@ -10,22 +10,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from parcelproof.core.errors import NetworkError, UnknownAgentKeyError, UnknownCourierError
+from parcelproof.service.ports import ChainAgentKey
 
 log = logging.getLogger("parcelproof.keys")
-
-
-class _AgentKey(Protocol):
-    @property
-    def courier_id(self) -> bytes: ...
-
-    @property
-    def valid_from(self) -> int: ...
-
-    @property
-    def valid_until(self) -> int: ...
-
-    @property
-    def revoked_at(self) -> int | None: ...
 
 
 class _Courier(Protocol):
@@ -44,7 +31,7 @@ class _Suspension(Protocol):
 class KeyLedger(Protocol):
     """The ledger reads the directory needs."""
 
-    def agent_key(self, agent: str) -> _AgentKey: ...
+    def agent_key(self, agent: str) -> ChainAgentKey: ...
 
     def courier(self, courier_id: bytes) -> _Courier: ...
 

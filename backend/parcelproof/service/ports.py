@@ -237,3 +237,19 @@ class AuditSink(Protocol):
         target: str | None = None,
         detail: Mapping[str, str | int | bool | None] | None = None,
     ) -> object: ...
+
+
+class ChainAgentKey(Protocol):
+    """An agent key registration as the ParcelLedger contract stores it."""
+
+    @property
+    def courier_id(self) -> bytes: ...
+
+    @property
+    def valid_from(self) -> int: ...
+
+    @property
+    def valid_until(self) -> int: ...
+
+    @property
+    def revoked_at(self) -> int | None: ...

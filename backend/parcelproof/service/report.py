@@ -45,6 +45,7 @@ from parcelproof.core.bundle import (
 )
 from parcelproof.core.commitment import JsonValue
 from parcelproof.core.errors import FormatError, UnknownAgentKeyError, UnknownCourierError
+from parcelproof.service.ports import ChainAgentKey
 
 #: Default threshold: an event anchored more than an hour after its event time is flagged.
 LATE_AFTER = 3600
@@ -74,22 +75,6 @@ class ChainCheckpoint(Protocol):
 
     @property
     def block_number(self) -> int | None: ...
-
-
-class ChainAgentKey(Protocol):
-    """An agent key registration as the contract stores it."""
-
-    @property
-    def courier_id(self) -> bytes: ...
-
-    @property
-    def valid_from(self) -> int: ...
-
-    @property
-    def valid_until(self) -> int: ...
-
-    @property
-    def revoked_at(self) -> int | None: ...
 
 
 class ChainCourier(Protocol):
