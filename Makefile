@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup setup-node demo demo-anvil test test-js test-fast lint lint-contracts slither fmt gas contracts clean
+.PHONY: setup setup-node demo demo-anvil run stop test test-js test-fast lint lint-contracts slither fmt gas contracts clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,17 @@ demo: setup
 
 demo-anvil: setup setup-node
 	$(PY) scripts/demo_on_anvil.py
+
+## A full local system: the persistent devnet (anvil under data/devnet, ledger deployed once, node
+## settings in data/node.env) and the courier node's API with its anchoring worker. `make stop`
+## stops the devnet; its chain is kept for the next `make run`.
+run: setup setup-node
+	$(VENV)/bin/parcelproof devnet up
+	PARCELPROOF_ANCHOR_INTERVAL_SECONDS=$${PARCELPROOF_ANCHOR_INTERVAL_SECONDS:-5} \
+	  $(VENV)/bin/parcelproof serve --env-file data/node.env
+
+stop: setup
+	$(VENV)/bin/parcelproof devnet down
 
 ## The tests compile the contract (solc from npm) and start anvil (npm) themselves; the browser
 ## tests drive Debian's chromium (skipped, with the reason, where it is not installed).

@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from parcelproof import cli_verify
+from parcelproof import cli_devnet, cli_verify
 from parcelproof.core.errors import Error, FormatError, NetworkError
 from parcelproof.service.audit import AuditAction
 from parcelproof.settings import ConfigurationError
@@ -596,6 +596,19 @@ def dev_setup(
     anchoring account, generates its keyring and shipment key, registers an agent key for a
     year, creates the database and issues an API token.
     """
+    setup_dev_node(_out(), rpc, env_file, database_url=database_url, force=force, join=join)
+
+
+def setup_dev_node(
+    out: Console,
+    rpc: str,
+    env_file: Path,
+    *,
+    database_url: str | None = None,
+    force: bool = False,
+    join: Path | None = None,
+) -> None:
+    """What `dev-setup` does (also `devnet up` on a fresh devnet)."""
     from eth_account import Account
 
     from parcelproof.chain import devnet
@@ -606,7 +619,6 @@ def dev_setup(
     from parcelproof.store.db import session_factory
     from parcelproof.store.sql import SqlStore
 
-    out = _out()
     settings = load_settings(read_env_file=False)  # the environment only: never a stale .env
     if settings.environment == "production":
         raise ConfigurationError(
@@ -1929,6 +1941,11 @@ def consortium_revoke_resolver(
     ledger, admin = _governance(env_file, rpc)
     ledger.revoke_resolver(account, sender=admin)
     _out().print(f"{account} may no longer resolve disputes")
+
+
+app.add_typer(cli_devnet.devnet_app, name="devnet")
+for _command in (cli_devnet.up, cli_devnet.down, cli_devnet.status, cli_devnet.reset):
+    cli_devnet.devnet_app.command(_command.__name__)(_guarded(_command))
 
 
 def main() -> None:

@@ -435,7 +435,9 @@ def _tampered_disclosures() -> list[tuple[str, Callable[[Disclosure], Disclosure
     ]
 
 
-@pytest.mark.parametrize(("desc", "tamper"), _tampered_disclosures(), ids=lambda x: str(x))
+@pytest.mark.parametrize(
+    ("desc", "tamper"), _tampered_disclosures(), ids=[d for d, _ in _tampered_disclosures()]
+)
 def test_tampered_disclosure_is_caught(
     desc: str, tamper: Callable[[Disclosure], Disclosure]
 ) -> None:

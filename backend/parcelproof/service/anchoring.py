@@ -98,10 +98,14 @@ class AnchorWorker:
 
     def step(self, *, force: bool = False) -> StepResult:
         """One cycle: reconcile with the chain, anchor if due (or forced), confirm, run the
-        retention rule when due (once a day)."""
+        retention rule when due (once a day). A checkpoint a reorganisation dropped from the
+        chain is anchored again at once."""
+        before = self.node.store.latest_checkpoint()
         self.node.reconcile()
+        after = self.node.store.latest_checkpoint()
+        dropped = before is not None and (after is None or after.size < before.size)
         anchored = None
-        if force or self.due():
+        if force or dropped or self.due():
             anchored = self.node.anchor(after_send=self._after_send)
             self._last_anchor = self._monotonic()
         confirmed = self.confirm()

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import math
 import re
 import secrets
@@ -74,6 +75,8 @@ ERASE_ATTEMPTS = 3  # an erasure retries when an event lands between its read an
 RETENTION_BATCH = 500
 MAX_BACKDATE = 72 * 3600  # scanners offline for up to three days may still upload
 REQUIRED_FIELDS = ("status", "time")
+
+log = logging.getLogger("parcelproof.node")
 
 
 class AgentKeyCheck(Protocol):
@@ -542,6 +545,7 @@ class CourierNode:
         log was altered, or another node anchors with this courier's account.
         """
         on_chain = self.ledger.latest_checkpoint(self.courier_id)
+        self._forget_orphaned(on_chain.size if on_chain else 0)
         if on_chain is None:
             return None
         size = self.store.log_size()
@@ -569,6 +573,34 @@ class CourierNode:
         checkpoint = AnchoredCheckpoint(on_chain.size, on_chain.root, block, tx)
         self.store.add_checkpoint(checkpoint)
         return checkpoint
+
+    def _forget_orphaned(self, chain_size: int) -> None:
+        """Demote to ``sent`` every recorded checkpoint larger than the chain's latest: a
+        reorganisation dropped the block that held it (one account anchors this log, so the
+        chain always keeps a prefix of its checkpoints). Lookups stop citing it, and the next
+        anchoring sends the log's root again."""
+        latest = self.store.latest_checkpoint()
+        if latest is None or latest.size <= chain_size:
+            return  # the usual case: one cheap query
+        for cp in self.store.checkpoints():
+            if cp.status != "sent" and cp.size > chain_size:
+                log.warning(
+                    "checkpoint of size %d (block %s) is no longer on chain (a reorganisation); "
+                    "it will be anchored again",
+                    cp.size,
+                    cp.block_number,
+                )
+                self.store.mark_checkpoint(cp.size, "sent")
+
+    def _landed(self) -> list[CheckpointRecord]:
+        """The recorded checkpoints the chain still holds, by size. A reorganisation the worker
+        has not noticed yet must not make a lookup cite a dropped block (one ``eth_call``)."""
+        landed = [c for c in self.store.checkpoints() if c.status != "sent"]
+        if landed:
+            on_chain = self.ledger.latest_checkpoint(self.courier_id)
+            chain_size = on_chain.size if on_chain else 0
+            landed = [c for c in landed if c.size <= chain_size]
+        return landed
 
     def anchor(self, after_send: Callable[[], None] | None = None) -> AnchoredCheckpoint | None:
         """Anchor the log's current size and root, proven consistent with the chain's latest
@@ -640,9 +672,9 @@ class CourierNode:
         """The shipment's events with their proofs; ``data_key=None`` for an erased shipment
         (its events carry commitments, signatures and proofs, but no field)."""
         events = self.store.events(shipment.shipment_id)
-        checkpoint = self.store.latest_checkpoint()
+        landed = self._landed()
+        checkpoint = landed[-1].anchored() if landed else None
         anchored_size = checkpoint.size if checkpoint else 0
-        landed = [c for c in self.store.checkpoints() if c.status != "sent"]
         confirmed_size = max((c.size for c in landed if c.status == "confirmed"), default=0)
         timeline: list[TimelineEntry] = []
         bundle_events: list[BundleEvent] = []
