@@ -42,7 +42,7 @@ stop: setup
 ## The tests compile the contract (solc from npm) and start anvil (npm) themselves; the browser
 ## tests drive Debian's chromium (skipped, with the reason, where it is not installed).
 test: setup setup-node test-js
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 ## The in-browser verifier (backend/parcelproof/web/verifier.js) on the bundle vectors, in Node.
 test-js: setup-node

@@ -267,11 +267,15 @@ class IngestStats:
 class BulkClient:
     """Sends events in bulk batches; a batch without an answer is sent again, same ids."""
 
-    def __init__(self, system: System, batch: int, timeout: float = 30.0) -> None:
+    def __init__(
+        self, system: System, batch: int, timeout: float = 30.0, pace: float = 0.0
+    ) -> None:
         self.system = system
         self.batch = batch
         self.timeout = timeout
+        self.pace = pace  # seconds between batches (a steady stream instead of a flood)
         self.stats = IngestStats()
+        self.answers: list[tuple[float, int, str, float]] = []  # (at, status, type, seconds)
 
     def run(self, events: list[dict[str, Any]], deadline: float) -> IngestStats:
         auth = {"Authorization": f"Bearer {self.system.token}"}
@@ -281,6 +285,7 @@ class BulkClient:
                 raise TimeoutError(f"ingest did not finish: {i} of {len(events)} sent")
             chunk = events[i : i + self.batch]
             url = self.system.api.url
+            sent_at = time.monotonic()
             try:
                 r = httpx.post(
                     f"{url}/v1/events/bulk",
@@ -288,6 +293,8 @@ class BulkClient:
                     json={"events": chunk},
                     timeout=self.timeout,
                 )
+                kind = r.headers.get("content-type", "")
+                self.answers.append((sent_at, r.status_code, kind, time.monotonic() - sent_at))
             except httpx.HTTPError as e:
                 self.stats.unavailable[type(e).__name__] += 1
                 self.stats.retries += 1
@@ -307,7 +314,37 @@ class BulkClient:
                     self.stats.refused.append(f"{event['event_id']}: {item}")
             self.stats.batches += 1
             i += len(chunk)
+            if self.pace:
+                time.sleep(self.pace)
         return self.stats
+
+    def run_in_thread(self, events: list[dict[str, Any]], deadline: float) -> Callable[[], None]:
+        """Start :meth:`run` in a thread; returns a join that re-raises its failure."""
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                self.run(events, deadline)
+            except BaseException as e:
+                failure.append(e)
+
+        thread = threading.Thread(target=target, name="bulk-client", daemon=True)
+        thread.start()
+
+        def join() -> None:
+            thread.join()
+            if failure:
+                raise failure[0]
+
+        return join
+
+    def wait_for(self, acknowledged: int, timeout: float = 120.0) -> None:
+        """Wait until at least ``acknowledged`` events were acknowledged."""
+        deadline = time.monotonic() + timeout
+        while len(self.stats.acknowledged) < acknowledged:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(self.stats.acknowledged)} acknowledged")
+            time.sleep(0.05)
 
 
 class Chaos:
@@ -495,6 +532,7 @@ def kill9_round(
     shipments: int,
     batch: int,
     every: tuple[float, float] = (0.5, 2.5),
+    pace: float = 0.0,
     verify_every: int = 1,
     timeout: float = 900.0,
 ) -> tuple[Outcome, IngestStats, Counter[str]]:
@@ -507,7 +545,7 @@ def kill9_round(
         with httpx.Client(base_url=system.api.url, timeout=30.0) as client:
             parcels = make_parcels(system, client, rng, shipments, events)
         ordered = interleave(parcels, rng)
-        bulk = BulkClient(system, batch)
+        bulk = BulkClient(system, batch, pace=pace)
         t1 = time.monotonic()
         with Chaos(system, random.Random(rng.getrandbits(64)), every=every) as chaos:
             stats = bulk.run(ordered, time.monotonic() + timeout)

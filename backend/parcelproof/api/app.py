@@ -87,6 +87,12 @@ class NodeApp(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeaders(super().build_middleware_stack())
 
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document, with the problem+json error answers this API really sends."""
+        if self.openapi_schema is None:
+            problems.document(super().openapi())
+        return super().openapi()
+
 
 def create_app(
     services: NodeServices,

@@ -15,6 +15,7 @@ from parcelproof.core.errors import (
     AgentKeyNotValidError,
     ChainError,
     ConflictError,
+    DatabaseUnavailableError,
     DecryptionError,
     Error,
     FormatError,
@@ -49,6 +50,7 @@ _MAPPING: list[tuple[type[Error], int, str, str]] = [
     (VerificationError, 422, "verification-failed", "Verification failed"),
     (FormatError, 422, "invalid-input", "Invalid input"),
     (NetworkError, 503, "ledger-unreachable", "The ledger is unreachable"),
+    (DatabaseUnavailableError, 503, "database-unavailable", "The database is unavailable"),
     (ChainError, 502, "ledger-refused", "The ledger refused the operation"),
 ]
 
@@ -64,6 +66,49 @@ def problem(status: int, kind: str, title: str, detail: str = "", **extra: Any) 
         headers = {"WWW-Authenticate": "Bearer"}
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+#: The OpenAPI schema of every error answer (RFC 9457 problem details, plus our extensions).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:parcelproof:problem:<kind>"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "what is wrong with the request (422), never the input itself",
+            "items": {"type": "object"},
+        },
+    },
+    "additionalProperties": True,
+}
+
+
+def document(schema: dict[str, Any]) -> None:
+    """Declare in an OpenAPI document what the API really answers on errors: every 4xx/5xx is
+    ``application/problem+json`` with :data:`PROBLEM_SCHEMA` (FastAPI's default declares its
+    own validation-error shape, which this API never sends)."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    content = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            for code in list(responses):
+                if code[:1] in ("4", "5"):
+                    responses[code] = {"description": "Invalid input", "content": content}
+            responses["default"] = {
+                "description": "A problem (RFC 9457): unauthorized, forbidden, not found, "
+                "conflict, gone (erased), too large, rate-limited (429, Retry-After), "
+                "ledger or database unavailable (503, Retry-After)…",
+                "content": content,
+            }
 
 
 def problem_for(error: Error) -> JSONResponse:

@@ -20,7 +20,7 @@ from parcelproof.api.deps import (
 from parcelproof.api.problems import problem, problem_for
 from parcelproof.core.bundle import hex32, verify_bundle
 from parcelproof.core.commitment import FieldOpening
-from parcelproof.core.errors import ConflictError, Error
+from parcelproof.core.errors import ConflictError, DatabaseUnavailableError, Error
 from parcelproof.service.audit import AuditAction
 from parcelproof.service.federation import PEER_HEADER, PeerLookup, federate
 from parcelproof.service.lookup import LookupResult, dispute_bundle, lookup
@@ -93,12 +93,17 @@ def record_event(
 
 @courier.post("/events/bulk")
 def record_events(body: s.BulkIn, services: Services, _: CanWriteEvents) -> s.BulkOut:
-    """Record up to 1,000 events in order; each gets its own status (not all-or-nothing)."""
+    """Record up to 1,000 events in order; each gets its own status (not all-or-nothing).
+
+    When the database stops answering, the whole request fails with 503: the events before
+    that point are stored, and sending the batch again (same event ids) is safe."""
     results: list[s.BulkItem] = []
     for i, item in enumerate(body.events):
         replay = services.node.store.event_by_id(item.event_id) is not None
         try:
             record = _record(services.node, item)
+        except DatabaseUnavailableError:
+            raise
         except Error as e:
             resp = problem_for(e)
             results.append(s.BulkItem(index=i, status=resp.status_code, problem=_body(resp)))

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -51,6 +52,16 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True  # no procfs: trust the signal check
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _rpc(url: str, method: str, timeout: float = 1.0) -> object:
@@ -123,6 +134,11 @@ class LocalDevnet:
             return current
         self.directory.mkdir(parents=True, exist_ok=True)
         binary = anvil_binary()
+        if not _port_free(self.port):
+            # Checked first: another node on the port would answer our readiness probe.
+            raise ChainError(
+                f"127.0.0.1:{self.port} is taken by another process: stop it, or pass --port"
+            )
         args = [
             str(binary),
             "--host",

@@ -451,6 +451,36 @@ ERASED = (
 )
 
 
+class _Remembered:
+    """A :class:`LedgerView` that asks ``ledger`` each distinct question once, for the span of
+    one verification (events often share an agent, a time or a checkpoint)."""
+
+    def __init__(self, ledger: LedgerView) -> None:
+        self._ledger = ledger
+        self._roots: dict[tuple[bytes, int], bytes] = {}
+        self._valid: dict[tuple[bytes, str, int], bool] = {}
+
+    @property
+    def chain_id(self) -> int:
+        return self._ledger.chain_id
+
+    @property
+    def address(self) -> str:
+        return self._ledger.address
+
+    def checkpoint_root(self, courier_id: bytes, size: int) -> bytes:
+        key = (courier_id, size)
+        if key not in self._roots:
+            self._roots[key] = self._ledger.checkpoint_root(courier_id, size)
+        return self._roots[key]
+
+    def is_agent_key_valid(self, courier_id: bytes, agent: str, at: int) -> bool:
+        key = (courier_id, agent.lower(), at)
+        if key not in self._valid:
+            self._valid[key] = self._ledger.is_agent_key_valid(courier_id, agent, at)
+        return self._valid[key]
+
+
 def verify_bundle(bundle: Bundle | Mapping[str, Any], ledger: LedgerView | None) -> Report:
     """Run every check of a bundle against ``ledger``; never raises on a failed check.
 
@@ -459,6 +489,7 @@ def verify_bundle(bundle: Bundle | Mapping[str, Any], ledger: LedgerView | None)
     :class:`~parcelproof.core.errors.ChainError` (nothing can be concluded then).
     """
     b = bundle if isinstance(bundle, Bundle) else parse_bundle(bundle)
+    ledger = None if ledger is None else _Remembered(ledger)
     report = Report()
     subject = f"chain {b.chain_id} contract {b.ledger}"
     if ledger is None:

@@ -202,5 +202,9 @@ class StoreError(Error):
     """The database failed or refused an operation for a reason other than the input."""
 
 
+class DatabaseUnavailableError(StoreError):
+    """The database did not answer (down, restarting, unreachable, or busy): try again later."""
+
+
 class TransitionError(FormatError):
     """A milestone may not follow the shipment's current status."""

@@ -162,27 +162,42 @@ class AnchorWorker:
 
     def run(self, stop: threading.Event, *, tick: float = 1.0) -> None:
         """Hold the log's lock and loop until ``stop`` is set; while another worker holds
-        the lock, wait for it. Backs off while the chain or the database is unreachable."""
+        the lock, wait for it. Backs off while the chain or the database is unreachable; after
+        a database failure it takes the lock again (a restarted server dropped it with the
+        connection, and another worker may have taken it meanwhile)."""
         while not stop.is_set():
-            lock = self._lock(self.lock_key) if self._lock else nullcontext(True)
-            with lock as held:
-                if held:
-                    self._loop(stop, tick)
-                    return
+            try:
+                lock = self._lock(self.lock_key) if self._lock else nullcontext(True)
+                with lock as held:
+                    if held:
+                        self._loop(stop, tick)
+                        continue
+            except (NetworkError, StoreError) as e:
+                self._pause(stop, e, "cannot take the log's lock")
+                continue
             log.warning("another worker anchors this log; waiting for its lock")
             stop.wait(self.policy.interval_seconds)
 
+    def _pause(self, stop: threading.Event, error: Error, what: str) -> None:
+        self.failures += 1
+        delay = self.backoff()
+        reason = error.name if isinstance(error, ContractRevertError) else type(error).__name__
+        log.warning("%s (%s); retry in %.0fs", what, reason, delay)
+        stop.wait(delay)
+
     def _loop(self, stop: threading.Event, tick: float) -> None:
+        """Cycle until ``stop`` is set, or until the database fails (then the caller takes
+        the lock again once it answers)."""
         while not stop.is_set():
-            delay = tick
             try:
                 result = self.step()
-                self.failures = 0
-                if result.anchored is not None:
-                    log.info("anchored checkpoint of size %d", result.anchored.size)
-            except (NetworkError, StoreError, ChainError) as e:
-                self.failures += 1
-                delay = self.backoff()
-                reason = e.name if isinstance(e, ContractRevertError) else type(e).__name__
-                log.warning("anchoring paused (%s); retry in %.0fs", reason, delay)
-            stop.wait(delay)
+            except StoreError as e:
+                self._pause(stop, e, "anchoring paused")
+                return
+            except (NetworkError, ChainError) as e:
+                self._pause(stop, e, "anchoring paused")
+                continue
+            self.failures = 0
+            if result.anchored is not None:
+                log.info("anchored checkpoint of size %d", result.anchored.size)
+            stop.wait(tick)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -672,6 +673,8 @@ class CourierNode:
         """The shipment's events with their proofs; ``data_key=None`` for an erased shipment
         (its events carry commitments, signatures and proofs, but no field)."""
         events = self.store.events(shipment.shipment_id)
+        # The proofs of one view share most of their nodes: read each from the store once.
+        node = functools.lru_cache(maxsize=None)(self.store.node)
         landed = self._landed()
         checkpoint = landed[-1].anchored() if landed else None
         anchored_size = checkpoint.size if checkpoint else 0
@@ -687,7 +690,7 @@ class CourierNode:
                 d = disclose(self.courier_id, shipment.ref, e.sequence, e.previous, openings, shown)
             anchored = e.leaf_index < anchored_size
             proof = (
-                tuple(merkle.inclusion_proof(self.store.node, e.leaf_index, anchored_size))
+                tuple(merkle.inclusion_proof(node, e.leaf_index, anchored_size))
                 if anchored
                 else None
             )
@@ -726,7 +729,7 @@ class CourierNode:
                 EarlierCheckpoint(
                     size,
                     roots[size],
-                    tuple(merkle.consistency_proof(self.store.node, size, checkpoint.size)),
+                    tuple(merkle.consistency_proof(node, size, checkpoint.size)),
                 )
                 for size in firsts
             )

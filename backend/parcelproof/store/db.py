@@ -12,11 +12,18 @@ from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from parcelproof.core.errors import (
     ConflictError,
+    DatabaseUnavailableError,
     Error,
     FormatError,
     NotFoundError,
@@ -158,6 +165,10 @@ def transaction(
             yield s
     except IntegrityError as e:
         raise integrity_error(e, conflict) from e
+    except (OperationalError, InterfaceError) as e:
+        # The server went away, restarts or refuses connections (or SQLite stays locked):
+        # nothing was committed; the caller may retry. The pool reconnects on its own.
+        raise DatabaseUnavailableError(f"{what} failed: the database is unavailable") from e
     except SQLAlchemyError as e:
         raise StoreError(f"{what} failed: {type(e).__name__}") from e
 
