@@ -80,9 +80,9 @@ def chain_outage_round(
         during = len(bulk.stats.acknowledged) - before
         devnet.up()
         restarted = time.monotonic()
+        caught_up = wait_until_confirmed(system, backlog=len(bulk.stats.acknowledged)) - restarted
         join()
         wait_until_anchored(system, timeout=outage + 120)
-        caught_up = time.monotonic() - restarted
         assert system.api.starts == 1 and system.worker.starts == 1, "a process was restarted"
         assert system.api.alive and system.worker.alive
         outcome = check_no_loss(system, parcels, bulk.stats)
@@ -96,6 +96,19 @@ def chain_outage_round(
         }
     finally:
         system.stop()
+
+
+def wait_until_confirmed(system: System, backlog: int, timeout: float = 180.0) -> float:
+    """When a confirmed checkpoint first covered ``backlog`` events (monotonic time)."""
+    deadline = time.monotonic() + timeout
+    with system.runtime() as rt:
+        while True:
+            confirmed = rt.store.checkpoints("confirmed")
+            if confirmed and confirmed[-1].size >= backlog:
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the backlog of {backlog} events was not anchored")
+            time.sleep(0.1)
 
 
 def wait_until_anchored_some(system: System, timeout: float = 60.0) -> None:

@@ -6,11 +6,13 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import Engine, update
 from web3 import Web3
 
 from parcelproof.core.errors import NetworkError, RootMismatchError
 from parcelproof.service.anchoring import AnchorPolicy, AnchorWorker
 from parcelproof.service.ports import Store
+from parcelproof.store.models import CheckpointRow
 from tests.conftest import Courier, make_courier
 
 PARCEL, POSTCODE = "PP424242CH", "8001"
@@ -117,6 +119,20 @@ def test_a_tampered_local_log_is_detected_on_reconcile(
     )  # fmt: skip
     with pytest.raises(RootMismatchError, match="anchored root at size 2"):
         impostor.reconcile()
+
+
+def test_an_altered_stored_checkpoint_root_is_detected_on_reconcile(
+    chain: Web3, sql_engine: Engine, sql_stores: Callable[[bytes], Store]
+) -> None:
+    c = _world(chain, sql_stores)
+    _record(c, 2)
+    AnchorWorker(c.node).step(force=True)
+    with sql_engine.begin() as connection:
+        connection.execute(
+            update(CheckpointRow).values(root=b"\x00" * 32).where(CheckpointRow.size == 2)
+        )
+    with pytest.raises(RootMismatchError, match="stored checkpoint 2"):
+        c.node.reconcile()
 
 
 class _Down:

@@ -560,6 +560,10 @@ class CourierNode:
             raise RootMismatchError(on_chain.root, ours, f"anchored root at size {on_chain.size}")
         local = self.store.latest_checkpoint()
         if local is not None and local.size == on_chain.size:
+            if local.root != on_chain.root:  # the stored checkpoint row itself was altered
+                raise RootMismatchError(
+                    on_chain.root, local.root, f"stored checkpoint {local.size}"
+                )
             return local
         block, tx = on_chain.block_number, on_chain.tx_hash
         if block is None:
