@@ -69,7 +69,8 @@ def chain_outage_round(
         rng = random.Random(seed)
         with httpx.Client(base_url=system.api.url, timeout=30.0) as client:
             parcels = make_parcels(system, client, rng, 6, 600)
-        bulk = BulkClient(system, batch=10, pace=0.02 + outage / 600)
+        # 60 batches paced to outlast the outage: part of the ingest happens while it lasts.
+        bulk = BulkClient(system, batch=10, pace=(outage + 20) / 60)
         join = bulk.run_in_thread(interleave(parcels, rng), time.monotonic() + 600)
         bulk.wait_for(100)
         wait_until_anchored_some(system)
@@ -137,7 +138,7 @@ def test_postgres_restart_fails_fast_and_recovers(
         rng = random.Random(11)
         with httpx.Client(base_url=system.api.url, timeout=30.0) as client:
             parcels = make_parcels(system, client, rng, 6, 480)
-        bulk = BulkClient(system, batch=8, pace=0.02)
+        bulk = BulkClient(system, batch=8, pace=0.2)  # 60 batches: 12 s and more
         join = bulk.run_in_thread(interleave(parcels, rng), time.monotonic() + 600)
         bulk.wait_for(80)
         postgres.stop("fast")

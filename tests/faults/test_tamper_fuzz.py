@@ -70,6 +70,13 @@ def _latest_checkpoint_row(world: World) -> tuple[tamper.Cell, int]:
     return cell, rowid
 
 
+def _earliest_checkpoint_row(world: World) -> tuple[tamper.Cell, int]:
+    """A checkpoint that is not its log's latest: bundles cite it, reconcile does not read it."""
+    cell = STORED["checkpoint"][0]
+    rowid, _value, _label = tamper._rows(world, cell)[0]
+    return cell, rowid
+
+
 def test_a_mutation_reverted_before_verification_is_classified_harmless(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,7 +112,7 @@ def test_a_neutered_verifier_makes_the_engine_report_undetected(
     monkeypatch.setattr(world, "verify", neutered)
     assert tamper.observe(world) == world.baseline  # the untouched world looks the same
 
-    cell, rowid = _latest_checkpoint_row(world)
+    cell, rowid = _earliest_checkpoint_row(world)
     stored = tamper.tamper_row(world, "checkpoint", cell, rowid, 0, 0xFF)
     assert stored.verdict == UNDETECTED, stored
     assert "answer changed" in stored.reason
