@@ -13,9 +13,9 @@ docs/reliability.md between its figure markers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
-import secrets
 import sys
 import tempfile
 import time
@@ -26,101 +26,74 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import text  # noqa: E402
-from tests.conftest import PG_URL, with_search_path  # noqa: E402
+from tests.conftest import PG_URL, pg_schema  # noqa: E402
 from tests.faults.harness import System, kill9_round  # noqa: E402
 from tests.faults.pgserver import PrivatePostgres, free_port  # noqa: E402
 from tests.faults.test_outages import chain_outage_round  # noqa: E402
 
 from parcelproof.chain.devnet import Anvil  # noqa: E402
 from parcelproof.chain.localnet import LocalDevnet  # noqa: E402
-from parcelproof.store.db import make_engine  # noqa: E402
 
 DOC = ROOT / "docs" / "reliability.md"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 
 
-class Schemas:
-    """Throw-away PostgreSQL schemas on the test server, dropped at the end."""
-
-    def __init__(self) -> None:
-        self.admin = make_engine(PG_URL)
-        self.names: list[str] = []
-
-    def new(self) -> str:
-        name = f"pp_faults_{secrets.token_hex(6)}"
-        with self.admin.begin() as c:
-            c.execute(text(f'CREATE SCHEMA "{name}"'))
-        self.names.append(name)
-        return with_search_path(PG_URL, name)
-
-    def close(self) -> None:
-        with self.admin.begin() as c:
-            for name in self.names:
-                c.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-        self.admin.dispose()
-
-
 def kill9_rounds(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    schemas = Schemas()
-    try:
-        with Anvil() as anvil:
-            for n in range(args.rounds):
-                seed = args.seed + n
-                backend = ("sqlite", "postgresql")[n % 2] if args.db == "both" else args.db
-                workdir = work / f"round-{n}"
+    with contextlib.ExitStack() as schemas, Anvil() as anvil:
+        for n in range(args.rounds):
+            seed = args.seed + n
+            backend = ("sqlite", "postgresql")[n % 2] if args.db == "both" else args.db
+            workdir = work / f"round-{n}"
 
-                def factory(workdir: Path = workdir, backend: str = backend) -> System:
-                    url = (
-                        schemas.new()
-                        if backend == "postgresql"
-                        else f"sqlite:///{workdir / 'parcelproof.sqlite'}"
-                    )
-                    return System(workdir, anvil.url, url)
-
-                started = time.monotonic()
-                outcome, stats, kills = kill9_round(
-                    factory,
-                    seed,
-                    events=args.events,
-                    shipments=args.shipments,
-                    batch=args.batch,
-                    every=(args.kill_min, args.kill_max),
-                    pace=args.pace,
-                    verify_every=args.verify_every,
+            def factory(workdir: Path = workdir, backend: str = backend) -> System:
+                url = (
+                    schemas.enter_context(pg_schema(PG_URL, "pp_faults"))
+                    if backend == "postgresql"
+                    else f"sqlite:///{workdir / 'parcelproof.sqlite'}"
                 )
-                cut = stats.unavailable["RemoteProtocolError"] + stats.unavailable["ReadError"]
-                if sum(kills.values()) < args.min_kills:
-                    raise SystemExit(
-                        f"round {n} saw only {sum(kills.values())} kills (< {args.min_kills}): "
-                        "raise --pace or lower --kill-max"
-                    )
-                row = {
-                    "round": n,
-                    "seed": seed,
-                    "database": backend,
-                    "events_sent": outcome.sent,
-                    "acknowledged": outcome.acknowledged,
-                    "stored": outcome.stored,
-                    "stored_unacknowledged": outcome.stored_unacknowledged,
-                    "lost": outcome.lost,
-                    "duplicates": outcome.duplicates,
-                    "kills": dict(kills),
-                    "kills_total": sum(kills.values()),
-                    "requests_cut_mid_flight": cut,
-                    "batches_resent": stats.retries,
-                    "replayed_events": stats.replays,
-                    "checkpoints_on_chain": outcome.checkpoints_on_chain,
-                    "parcels_verified": outcome.parcels_verified,
-                    "events_verified": outcome.verified_events,
-                    "seconds": round(time.monotonic() - started, 1),
-                    "phases": {k: round(v, 1) for k, v in stats.seconds.items()},
-                }
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    finally:
-        schemas.close()
+                return System(workdir, anvil.url, url)
+
+            started = time.monotonic()
+            outcome, stats, kills = kill9_round(
+                factory,
+                seed,
+                events=args.events,
+                shipments=args.shipments,
+                batch=args.batch,
+                every=(args.kill_min, args.kill_max),
+                pace=args.pace,
+                verify_every=args.verify_every,
+            )
+            cut = stats.unavailable["RemoteProtocolError"] + stats.unavailable["ReadError"]
+            if sum(kills.values()) < args.min_kills:
+                raise SystemExit(
+                    f"round {n} saw only {sum(kills.values())} kills (< {args.min_kills}): "
+                    "raise --pace or lower --kill-max"
+                )
+            row = {
+                "round": n,
+                "seed": seed,
+                "database": backend,
+                "events_sent": outcome.sent,
+                "acknowledged": outcome.acknowledged,
+                "stored": outcome.stored,
+                "stored_unacknowledged": outcome.stored_unacknowledged,
+                "lost": outcome.lost,
+                "duplicates": outcome.duplicates,
+                "kills": dict(kills),
+                "kills_total": sum(kills.values()),
+                "requests_cut_mid_flight": cut,
+                "batches_resent": stats.retries,
+                "replayed_events": stats.replays,
+                "checkpoints_on_chain": outcome.checkpoints_on_chain,
+                "parcels_verified": outcome.parcels_verified,
+                "events_verified": outcome.verified_events,
+                "seconds": round(time.monotonic() - started, 1),
+                "phases": {k: round(v, 1) for k, v in stats.seconds.items()},
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     return rows
 
 

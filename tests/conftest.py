@@ -7,6 +7,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,21 +66,31 @@ def with_search_path(url: str, schema: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-@pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[Engine]:
-    """An engine on a throw-away schema of its own, dropped after the test."""
-    schema = f"pp_test_{secrets.token_hex(6)}"
+@contextmanager
+def pg_schema(pg_url: str, prefix: str = "pp_test") -> Iterator[str]:
+    """A throw-away schema on the test server: its URL (for engines and node processes),
+    dropped with everything in it on exit."""
+    schema = f"{prefix}_{secrets.token_hex(6)}"
     admin = make_engine(pg_url)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(with_search_path(pg_url, schema))
     try:
-        yield engine
+        yield with_search_path(pg_url, schema)
     finally:
-        engine.dispose()
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    """An engine on a throw-away schema of its own, dropped after the test."""
+    with pg_schema(pg_url) as url:
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture
