@@ -35,6 +35,29 @@ PG_URL = os.environ.get(
 SQL_BACKENDS = ("sqlite", "postgresql")
 
 
+#: Directories whose tests run for tens of seconds each (processes, chaos, outages): they are
+#: handed out first, so that with `-n auto` the short tests fill in around them instead of the
+#: long ones trailing at the end on one worker.
+LONG_RUNNING = ("tests/faults/", "tests/e2e/")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long-running tests first (the fault suite, then end-to-end), otherwise the collection
+    order."""
+    root = Path(__file__).resolve().parent.parent
+
+    def rank(item: pytest.Item) -> int:
+        path = Path(str(item.path)).resolve()
+        relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else ""
+        return next(
+            (n for n, prefix in enumerate(LONG_RUNNING) if relative.startswith(prefix)),
+            len(LONG_RUNNING),
+        )
+
+    items.sort(key=rank)  # stable: the collection order within each group
+
+
 @pytest.fixture(scope="session")
 def anvil_node() -> Iterator[Anvil]:
     """A real anvil from node_modules on a free loopback port, stopped at session end."""
