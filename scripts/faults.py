@@ -145,7 +145,7 @@ def pg_restart_round(work: Path) -> dict[str, Any]:
                 join()
                 wait_until_anchored(system, timeout=120)
                 outcome = check_no_loss(system, parcels, bulk.stats, verify_every=4)
-                during = [a for a in bulk.answers if down <= a[0] < up]
+                during = [a for a in bulk.answers if down <= a[0] and a[0] + a[3] < up]
                 after = [a for a in bulk.answers if a[0] >= up and a[1] == 200]
                 figures = {
                     "database_down_s": round(up - down, 1),
