@@ -24,7 +24,7 @@ from parcelproof.core.errors import ConflictError, DatabaseUnavailableError, Err
 from parcelproof.service.audit import AuditAction
 from parcelproof.service.federation import PEER_HEADER, PeerLookup, federate
 from parcelproof.service.lookup import LookupResult, dispute_bundle, lookup
-from parcelproof.service.node import CourierNode, TimelineEntry
+from parcelproof.service.node import CourierNode
 from parcelproof.service.ports import EventRecord
 
 courier = APIRouter(prefix="/v1", tags=["courier"])
@@ -167,17 +167,7 @@ def _with_peers(
             t = s.TimelineItem.model_validate(item)
         except ValueError:
             continue
-        timeline.append(
-            TimelineEntry(
-                log_id=bytes.fromhex(t.log_id[2:]),
-                sequence=t.sequence,
-                event_time=t.event_time,
-                fields=t.fields,
-                anchoring=t.anchoring,
-                checkpoint_size=t.checkpoint_size,
-                block_number=t.block_number,
-            )
-        )
+        timeline.append(t.entry())
     timeline.sort(key=lambda t: (t.event_time, t.log_id, t.sequence))
     return LookupResult(
         timeline=timeline,

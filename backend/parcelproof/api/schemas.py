@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from parcelproof.core.bundle import hex32
 from parcelproof.service.lookup import LookupResult
+from parcelproof.service.node import TimelineEntry
 
 Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
@@ -105,6 +106,31 @@ class TimelineItem(Strict):
     checkpoint_size: int | None
     block_number: int | None
 
+    @classmethod
+    def of(cls, entry: TimelineEntry) -> TimelineItem:
+        """The API form of one timeline entry."""
+        return cls(
+            log_id=hex32(entry.log_id),
+            sequence=entry.sequence,
+            event_time=entry.event_time,
+            fields=entry.fields,
+            anchoring=entry.anchoring,
+            checkpoint_size=entry.checkpoint_size,
+            block_number=entry.block_number,
+        )
+
+    def entry(self) -> TimelineEntry:
+        """Back to the service's form (a peer's answer, merged into ours)."""
+        return TimelineEntry(
+            log_id=bytes.fromhex(self.log_id[2:]),
+            sequence=self.sequence,
+            event_time=self.event_time,
+            fields=self.fields,
+            anchoring=self.anchoring,
+            checkpoint_size=self.checkpoint_size,
+            block_number=self.block_number,
+        )
+
 
 class LookupOut(Strict):
     timeline: list[TimelineItem]
@@ -115,18 +141,7 @@ class LookupOut(Strict):
 def lookup_out(result: LookupResult) -> LookupOut:
     """The API form of a lookup's (or a dispute bundle's) result."""
     return LookupOut(
-        timeline=[
-            TimelineItem(
-                log_id=hex32(t.log_id),
-                sequence=t.sequence,
-                event_time=t.event_time,
-                fields=t.fields,
-                anchoring=t.anchoring,
-                checkpoint_size=t.checkpoint_size,
-                block_number=t.block_number,
-            )
-            for t in result.timeline
-        ],
+        timeline=[TimelineItem.of(t) for t in result.timeline],
         bundle=result.bundle,
         verification=result.report.to_json() if result.report else None,
     )
