@@ -230,15 +230,7 @@ class Anvil:
         raise ChainError(f"anvil did not answer within {self.start_timeout}s: {self._log_tail()}")
 
     def _answers(self) -> bool:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
-        request = urllib.request.Request(  # noqa: S310 - our own http://127.0.0.1 URL
-            self.url, data=body.encode(), headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=1.0) as reply:  # noqa: S310
-                return int(json.load(reply)["result"], 16) == self.chain_id
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
+        return answers_chain_id(self.url, self.chain_id)
 
     def web3(self) -> Web3:
         """A connection to this node."""
@@ -296,6 +288,25 @@ class Anvil:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def quick_rpc(url: str, method: str, timeout: float = 1.0) -> object:
+    """One bare JSON-RPC call to a local dev node (no web3: start-up probes stay cheap).
+    Raises OSError, ValueError, KeyError or TypeError when it does not answer properly."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": []})
+    request = urllib.request.Request(  # noqa: S310 - our own http://127.0.0.1 URL
+        url, data=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310
+        return json.load(reply)["result"]
+
+
+def answers_chain_id(url: str, chain_id: int) -> bool:
+    """Whether the node at ``url`` answers ``eth_chainId`` with ``chain_id``."""
+    try:
+        return int(str(quick_rpc(url, "eth_chainId")), 16) == chain_id
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def redact(text: str) -> str:

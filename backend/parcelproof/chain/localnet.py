@@ -9,11 +9,10 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from parcelproof.chain.devnet import ANVIL_CHAIN_ID, anvil_binary
+from parcelproof.chain.devnet import ANVIL_CHAIN_ID, answers_chain_id, anvil_binary, quick_rpc
 from parcelproof.core.errors import ChainError
 
 #: Files of a devnet directory.
@@ -64,15 +63,6 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _rpc(url: str, method: str, timeout: float = 1.0) -> object:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": []})
-    request = urllib.request.Request(  # noqa: S310 - our own http://127.0.0.1 URL
-        url, data=body.encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310
-        return json.load(reply)["result"]
-
-
 class LocalDevnet:
     """One anvil per directory, detached from the command that starts it.
 
@@ -115,8 +105,8 @@ class LocalDevnet:
         if not isinstance(pid, int) or not isinstance(url, str) or not _alive(pid):
             return DevnetStatus(self.directory, running=False, state_bytes=state)
         try:
-            chain_id = int(str(_rpc(url, "eth_chainId")), 16)
-            block = int(str(_rpc(url, "eth_blockNumber")), 16)
+            chain_id = int(str(quick_rpc(url, "eth_chainId")), 16)
+            block = int(str(quick_rpc(url, "eth_blockNumber")), 16)
         except (OSError, ValueError, KeyError, TypeError):
             return DevnetStatus(self.directory, running=True, pid=pid, url=url, state_bytes=state)
         return DevnetStatus(self.directory, True, pid, url, chain_id, block, state)
@@ -171,9 +161,8 @@ class LocalDevnet:
             if proc.poll() is not None:
                 self._info_file.unlink(missing_ok=True)
                 raise ChainError(f"anvil exited during start-up:\n{self._log_tail()}")
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                if int(str(_rpc(url, "eth_chainId")), 16) == self.chain_id:
-                    return self.status()
+            if answers_chain_id(url, self.chain_id):
+                return self.status()
             time.sleep(0.1)
         self.down()
         raise ChainError(
