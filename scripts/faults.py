@@ -27,9 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import PG_URL, pg_schema  # noqa: E402
-from tests.faults.harness import System, kill9_round  # noqa: E402
+from tests.faults.harness import System, chain_outage_round, kill9_round  # noqa: E402
 from tests.faults.pgserver import PrivatePostgres, free_port  # noqa: E402
-from tests.faults.test_outages import chain_outage_round  # noqa: E402
 
 from parcelproof.chain.devnet import Anvil  # noqa: E402
 from parcelproof.chain.localnet import LocalDevnet  # noqa: E402

@@ -30,6 +30,7 @@ import httpx
 from rich.console import Console
 from sqlalchemy import func, select
 
+from parcelproof.chain.localnet import LocalDevnet
 from parcelproof.core import merkle
 from parcelproof.core.commitment import event_commitment
 from parcelproof.core.eip712 import Domain
@@ -563,3 +564,69 @@ def kill9_round(
         return outcome, stats, chaos.kills
     finally:
         system.stop()
+
+
+# --- a chain outage -------------------------------------------------------------------------
+
+
+def chain_outage_round(
+    devnet: LocalDevnet, workdir: Path, database_url: str, *, outage: float, seed: int = 3
+) -> dict[str, float]:
+    """Stop the chain for ``outage`` seconds during a steady ingest; figures of the round."""
+    url = devnet.status().url or ""
+    system = System(workdir, url, database_url)
+    system.start()
+    try:
+        rng = random.Random(seed)
+        with httpx.Client(base_url=system.api.url, timeout=30.0) as client:
+            parcels = make_parcels(system, client, rng, 6, 600)
+        # 60 batches paced to outlast the outage: part of the ingest happens while it lasts.
+        bulk = BulkClient(system, batch=10, pace=(outage + 20) / 60)
+        join = bulk.run_in_thread(interleave(parcels, rng), time.monotonic() + 600)
+        bulk.wait_for(100)
+        wait_until_anchored_some(system)
+        devnet.down()
+        stopped = time.monotonic()
+        before = len(bulk.stats.acknowledged)
+        time.sleep(outage)
+        during = len(bulk.stats.acknowledged) - before
+        devnet.up()
+        restarted = time.monotonic()
+        caught_up = wait_until_confirmed(system, backlog=len(bulk.stats.acknowledged)) - restarted
+        join()
+        wait_until_anchored(system, timeout=outage + 120)
+        assert system.api.starts == 1 and system.worker.starts == 1, "a process was restarted"
+        assert system.api.alive and system.worker.alive
+        outcome = check_no_loss(system, parcels, bulk.stats)
+        assert outcome.lost == 0 and outcome.acknowledged == outcome.sent
+        return {
+            "outage_s": restarted - stopped,
+            "acknowledged_during_outage": during,
+            "catch_up_s": caught_up,
+            "checkpoints": outcome.checkpoints_on_chain,
+            "events": outcome.stored,
+        }
+    finally:
+        system.stop()
+
+
+def wait_until_confirmed(system: System, backlog: int, timeout: float = 180.0) -> float:
+    """When a confirmed checkpoint first covered ``backlog`` events (monotonic time)."""
+    deadline = time.monotonic() + timeout
+    with system.runtime() as rt:
+        while True:
+            confirmed = rt.store.checkpoints("confirmed")
+            if confirmed and confirmed[-1].size >= backlog:
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the backlog of {backlog} events was not anchored")
+            time.sleep(0.1)
+
+
+def wait_until_anchored_some(system: System, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    with system.runtime() as rt:
+        while not rt.store.checkpoints("confirmed"):
+            if time.monotonic() > deadline:
+                raise TimeoutError("nothing anchored before the outage")
+            time.sleep(0.1)
