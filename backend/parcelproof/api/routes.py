@@ -20,11 +20,11 @@ from parcelproof.api.deps import (
 from parcelproof.api.problems import problem, problem_for
 from parcelproof.core.bundle import hex32, verify_bundle
 from parcelproof.core.commitment import FieldOpening
-from parcelproof.core.errors import ConflictError, DatabaseUnavailableError, Error
+from parcelproof.core.errors import ConflictError, Error
 from parcelproof.service.audit import AuditAction
 from parcelproof.service.federation import PEER_HEADER, PeerLookup, federate
 from parcelproof.service.lookup import LookupResult, dispute_bundle, lookup
-from parcelproof.service.node import CourierNode
+from parcelproof.service.node import CourierNode, EventSubmission
 from parcelproof.service.ports import EventRecord
 
 courier = APIRouter(prefix="/v1", tags=["courier"])
@@ -95,20 +95,35 @@ def record_event(
 def record_events(body: s.BulkIn, services: Services, _: CanWriteEvents) -> s.BulkOut:
     """Record up to 1,000 events in order; each gets its own status (not all-or-nothing).
 
-    When the database stops answering, the whole request fails with 503: the events before
-    that point are stored, and sending the batch again (same event ids) is safe."""
+    The accepted events are stored in one transaction: when the database stops answering,
+    the whole request fails with 503 and none of them is stored; sending the batch again
+    (same event ids) is safe."""
+    outcomes = services.node.record_events(
+        [
+            EventSubmission(
+                tracking_number=item.tracking_number,
+                openings=[FieldOpening.from_json(f.model_dump()) for f in item.fields],
+                event_time=item.event_time,
+                agent=item.agent,
+                signature=bytes.fromhex(item.signature[2:]),
+                event_id=item.event_id,
+            )
+            for item in body.events
+        ]
+    )
     results: list[s.BulkItem] = []
-    for i, item in enumerate(body.events):
-        replay = services.node.store.event_by_id(item.event_id) is not None
-        try:
-            record = _record(services.node, item)
-        except DatabaseUnavailableError:
-            raise
-        except Error as e:
-            resp = problem_for(e)
+    for i, outcome in enumerate(outcomes):
+        if isinstance(outcome, Error):
+            resp = problem_for(outcome)
             results.append(s.BulkItem(index=i, status=resp.status_code, problem=_body(resp)))
-            continue
-        results.append(s.BulkItem(index=i, status=200 if replay else 201, event=_event_out(record)))
+        else:
+            results.append(
+                s.BulkItem(
+                    index=i,
+                    status=200 if outcome.replayed else 201,
+                    event=_event_out(outcome.record),
+                )
+            )
     return s.BulkOut(results=results)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import json
@@ -14,7 +13,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import rfc8785
@@ -36,6 +35,7 @@ from parcelproof.core.commitment import (
 from parcelproof.core.errors import (
     AgentKeyNotValidError,
     ConflictError,
+    DatabaseUnavailableError,
     Error,
     FormatError,
     InconsistentCheckpointError,
@@ -76,6 +76,7 @@ ERASE_ATTEMPTS = 3  # an erasure retries when an event lands between its read an
 RETENTION_BATCH = 500
 MAX_BACKDATE = 72 * 3600  # scanners offline for up to three days may still upload
 REQUIRED_FIELDS = ("status", "time")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 log = logging.getLogger("parcelproof.node")
 
@@ -117,6 +118,38 @@ class LogView:
     bundle_log: BundleLog | None
     timeline: list[TimelineEntry]
     erasure: ErasureNotice | None = None  # set when the shipment's keys were destroyed
+
+
+@dataclass(frozen=True)
+class EventSubmission:
+    """One agent-signed event as a courier submits it (an item of a bulk request)."""
+
+    tracking_number: str
+    openings: Sequence[FieldOpening]
+    event_time: int
+    agent: str
+    signature: bytes
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An event of a bulk request that is stored; ``replayed`` when it was stored before."""
+
+    record: EventRecord
+    replayed: bool = False
+
+
+@dataclass
+class _Tip:
+    """Where a shipment's hash chain stands while events are checked (one request's view)."""
+
+    shipment: ShipmentRecord
+    last: EventRecord | None
+    data_key: bytes | None = None
+    status: Status | None = None
+    status_known: bool = False
+    appended: list[EventRecord] = field(default_factory=list)  # checked, not yet stored
 
 
 @dataclass(frozen=True)
@@ -220,10 +253,14 @@ class CourierNode:
         self._decoy_record: ShipmentRecord | None = None
         self._erasure_key = erasure_signer if erasure_signer is not None else _key_of(account)
         self._code_guard = AttemptGuard(CODE_ATTEMPTS)
+        self._domain: tuple[tuple[int, str], eip712.Domain] | None = None
 
     @property
     def domain(self) -> eip712.Domain:
-        return eip712.Domain(chain_id=self.ledger.chain_id, verifying_contract=self.ledger.address)
+        key = (self.ledger.chain_id, self.ledger.address)
+        if self._domain is None or self._domain[0] != key:
+            self._domain = (key, eip712.Domain(chain_id=key[0], verifying_contract=key[1]))
+        return self._domain[1]
 
     # --- shipments --------------------------------------------------------------------------
 
@@ -376,6 +413,133 @@ class CourierNode:
             existing = self.store.event_by_id(event_id)
             if existing is not None:
                 return _replay(existing, digest)
+        tip = _Tip(shipment, self.store.last_event(shipment.shipment_id))
+        record = self._prepare(
+            tip,
+            openings,
+            event_time=event_time,
+            agent=agent,
+            signature=signature,
+            event_id=event_id,
+            digest=digest,
+        )
+        try:
+            return self.store.append_event(record, merkle.leaf_hash(record.commitment))
+        except ConflictError:
+            raced = self.store.event_by_id(record.event_id)
+            if raced is not None:  # the same id landed concurrently
+                return _replay(raced, digest)
+            raise
+
+    def record_events(self, items: Sequence[EventSubmission]) -> list[Recorded | Error]:
+        """Record many signed events in order, each with its own outcome (a recorded event,
+        ``replayed`` when its id and body were stored before, or the error that refused it);
+        the same checks as :meth:`record_event`, each event seeing the ones before it.
+
+        The reads are batched and every accepted event is appended in one transaction, so a
+        failure of the database stores none of them (sending them again is safe). When
+        another writer changed one of the same shipments meanwhile, the events are recorded
+        one at a time instead, as :meth:`record_event` does.
+        """
+        refs = {
+            it.tracking_number: shipment_ref(self._shipment_key, it.tracking_number) for it in items
+        }
+        shipments = self.store.shipments_by_refs(list(dict.fromkeys(refs.values())))
+        stored_ids = self.store.events_by_ids([it.event_id for it in items if it.event_id])
+        lasts = self.store.last_events([s.shipment_id for s in shipments.values()])
+        tips: dict[str, _Tip] = {}
+        outcomes: list[Recorded | Error | str] = []  # a str: the id of an event still pending
+        pending: list[EventRecord] = []
+        batch_ids: dict[str, EventRecord] = {}
+        for it in items:
+            try:
+                shipment = shipments.get(refs[it.tracking_number])
+                if shipment is None:
+                    raise NotFoundError("no such shipment on this node")
+                digest = request_digest(
+                    shipment.ref, it.openings, it.event_time, it.agent, it.signature
+                )
+                if it.event_id is not None:
+                    prior = stored_ids.get(it.event_id)
+                    if prior is not None:
+                        outcomes.append(Recorded(_replay(prior, digest), replayed=True))
+                        continue
+                    earlier = batch_ids.get(it.event_id)
+                    if earlier is not None:
+                        _replay(earlier, digest)
+                        outcomes.append(it.event_id)
+                        continue
+                tip = tips.setdefault(
+                    shipment.shipment_id, _Tip(shipment, lasts.get(shipment.shipment_id))
+                )
+                record = self._prepare(
+                    tip,
+                    it.openings,
+                    event_time=it.event_time,
+                    agent=it.agent,
+                    signature=it.signature,
+                    event_id=it.event_id,
+                    digest=digest,
+                )
+            except DatabaseUnavailableError:
+                raise
+            except Error as e:
+                outcomes.append(e)
+                continue
+            pending.append(record)
+            batch_ids[record.event_id] = record
+            outcomes.append(record.event_id)
+        if not pending:
+            return [o for o in outcomes if not isinstance(o, str)]
+        try:
+            appended = self.store.append_events(
+                [(r, merkle.leaf_hash(r.commitment)) for r in pending]
+            )
+        except (ConflictError, NotFoundError, ShipmentErasedError):
+            log.info("a concurrent writer changed these shipments; recording one at a time")
+            return [self._one(it) for it in items]
+        stored = {r.event_id: r for r in appended}
+        first_seen: set[str] = set()
+        result: list[Recorded | Error] = []
+        for o in outcomes:
+            if isinstance(o, str):
+                result.append(Recorded(stored[o], replayed=o in first_seen))
+                first_seen.add(o)
+            else:
+                result.append(o)
+        return result
+
+    def _one(self, it: EventSubmission) -> Recorded | Error:
+        try:
+            replayed = it.event_id is not None and self.store.event_by_id(it.event_id) is not None
+            record = self.record_event(
+                it.tracking_number,
+                it.openings,
+                event_time=it.event_time,
+                agent=it.agent,
+                signature=it.signature,
+                event_id=it.event_id,
+            )
+        except DatabaseUnavailableError:
+            raise
+        except Error as e:
+            return e
+        return Recorded(record, replayed=replayed)
+
+    def _prepare(
+        self,
+        tip: _Tip,
+        openings: Sequence[FieldOpening],
+        *,
+        event_time: int,
+        agent: str,
+        signature: bytes,
+        event_id: str | None,
+        digest: bytes,
+    ) -> EventRecord:
+        """Check one event against its shipment's tip and build its record (sealed fields);
+        on success the tip moves on to it."""
+        shipment = tip.shipment
         if shipment.erased:
             raise self._erased_error(shipment)
         fields = {o.name: o.value for o in openings}
@@ -395,7 +559,7 @@ class CourierNode:
             )
         for name, value in fields.items():
             if name.endswith("_sha256") and not (
-                isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)
+                isinstance(value, str) and _SHA256_HEX.fullmatch(value)
             ):
                 raise FormatError(f"{name} must be 64 lower-case hex digits (a SHA-256 digest)")
         if fields["time"] != event_time:
@@ -406,12 +570,17 @@ class CourierNode:
         if event_time < now - MAX_BACKDATE:
             raise FormatError(f"event time is more than {MAX_BACKDATE // 3600} hours in the past")
 
-        data_key = self._data_key(shipment)
-        last = self.store.last_event(shipment.shipment_id)
+        if tip.data_key is None:
+            tip.data_key = self._data_key(shipment)
+        data_key = tip.data_key
+        last = tip.last
         previous = last.commitment if last else ZERO32
         if last and event_time < last.event_time:
             raise FormatError("event time precedes the shipment's previous event")
-        check_transition(self._current_status(shipment, data_key, last), Status(status_value))
+        if not tip.status_known:
+            tip.status = self._current_status(shipment, data_key, last)
+            tip.status_known = True
+        check_transition(tip.status, Status(status_value))
         code = fields.get("confirmation_code")
         if code is not None:
             self._code_guard.check(shipment.shipment_id)
@@ -443,7 +612,8 @@ class CourierNode:
         if (status_value == Status.CORRECTED.value) != (corrects is not None):
             raise FormatError("a correction names the event it corrects, and only a correction")
         if corrects is not None and corrects not in {
-            "0x" + e.commitment.hex() for e in self.store.events(shipment.shipment_id)
+            "0x" + e.commitment.hex()
+            for e in [*self.store.events(shipment.shipment_id), *tip.appended]
         }:
             raise FormatError(
                 "'corrects' must be the commitment of an earlier event of this parcel"
@@ -495,13 +665,13 @@ class CourierNode:
             recorded_at=self.clock.now(),
             request_digest=digest,
         )
-        try:
-            return self.store.append_event(record, merkle.leaf_hash(commitment))
-        except ConflictError:
-            raced = self.store.event_by_id(event_id)
-            if raced is not None:  # the same id landed concurrently
-                return _replay(raced, digest)
-            raise
+        # What the shipment's status is after this event (as _current_status would read it).
+        status: Status | None = Status(status_value)
+        if status is Status.CORRECTED:
+            status = parse_status(corrected_to) if isinstance(corrected_to, str) else tip.status
+        tip.last, tip.status = record, status
+        tip.appended.append(record)
+        return record
 
     def _openings(
         self, shipment: ShipmentRecord, data_key: bytes, e: EventRecord
@@ -597,14 +767,17 @@ class CourierNode:
                 )
                 self.store.mark_checkpoint(cp.size, "sent")
 
-    def _landed(self) -> list[CheckpointRecord]:
-        """The recorded checkpoints the chain still holds, by size. A reorganisation the worker
-        has not noticed yet must not make a lookup cite a dropped block (one ``eth_call``)."""
-        landed = [c for c in self.store.checkpoints() if c.status != "sent"]
+    def _landed(self, leaf_indices: Sequence[int]) -> list[CheckpointRecord]:
+        """The landed checkpoints a view of these leaves cites (see
+        :meth:`Store.landed_checkpoints`), among those the chain still holds: a
+        reorganisation the worker has not noticed yet must not make a lookup cite a dropped
+        block (one ``eth_call``)."""
+        landed = self.store.landed_checkpoints(leaf_indices)
         if landed:
             on_chain = self.ledger.latest_checkpoint(self.courier_id)
             chain_size = on_chain.size if on_chain else 0
-            landed = [c for c in landed if c.size <= chain_size]
+            if landed[-1].size > chain_size:
+                landed = self.store.landed_checkpoints(leaf_indices, at_most=chain_size)
         return landed
 
     def anchor(self, after_send: Callable[[], None] | None = None) -> AnchoredCheckpoint | None:
@@ -677,12 +850,25 @@ class CourierNode:
         """The shipment's events with their proofs; ``data_key=None`` for an erased shipment
         (its events carry commitments, signatures and proofs, but no field)."""
         events = self.store.events(shipment.shipment_id)
-        # The proofs of one view share most of their nodes: read each from the store once.
-        node = functools.lru_cache(maxsize=None)(self.store.node)
-        landed = self._landed()
+        landed = self._landed([e.leaf_index for e in events])
         checkpoint = landed[-1].anchored() if landed else None
         anchored_size = checkpoint.size if checkpoint else 0
         confirmed_size = max((c.size for c in landed if c.status == "confirmed"), default=0)
+        firsts = sorted(
+            {
+                first.size
+                for e in events
+                if (first := _anchoring(e.leaf_index, landed, confirmed_size)[1]) is not None
+            }
+            - {anchored_size}
+        )
+        roots = {c.size: c.root for c in landed}
+        # Every node the proofs need, read from the store in one query.
+        node = _prefetched(
+            self.store,
+            [(e.leaf_index, anchored_size) for e in events if e.leaf_index < anchored_size],
+            [(size, anchored_size) for size in firsts],
+        )
         timeline: list[TimelineEntry] = []
         bundle_events: list[BundleEvent] = []
         for e in events:
@@ -725,15 +911,9 @@ class CourierNode:
         bundle_log = None
         if bundle_events and checkpoint is not None:
             # The first checkpoint that anchored each event: "anchored no later than".
-            firsts = sorted(
-                {t.checkpoint_size for t in timeline if t.checkpoint_size} - {checkpoint.size}
-            )
-            roots = {c.size: c.root for c in landed}
             earlier = tuple(
                 EarlierCheckpoint(
-                    size,
-                    roots[size],
-                    tuple(merkle.consistency_proof(node, size, checkpoint.size)),
+                    size, roots[size], tuple(merkle.consistency_proof(node, size, checkpoint.size))
                 )
                 for size in firsts
             )
@@ -766,10 +946,11 @@ class CourierNode:
         For authorised staff only; NotFoundError for an unknown tracking number."""
         shipment = self._shipment(tracking_number)
         data_key = None if shipment.erased else self._data_key(shipment)
-        landed = [c for c in self.store.checkpoints() if c.status != "sent"]
+        stored_events = self.store.events(shipment.shipment_id)
+        landed = self.store.landed_checkpoints([e.leaf_index for e in stored_events])
         confirmed_size = max((c.size for c in landed if c.status == "confirmed"), default=0)
         events: list[dict[str, Any]] = []
-        for e in self.store.events(shipment.shipment_id):
+        for e in stored_events:
             state, first = _anchoring(e.leaf_index, landed, confirmed_size)
             fields = None
             if data_key is not None:
@@ -939,6 +1120,31 @@ def _anchoring(
     if first is None:
         return "pending", None
     return ("confirmed" if leaf_index < confirmed_size else "anchored"), first
+
+
+def _prefetched(
+    store: Store, inclusions: Sequence[tuple[int, int]], consistencies: Sequence[tuple[int, int]]
+) -> merkle.NodeReader:
+    """A node reader for these inclusion ``(index, size)`` and consistency ``(size1, size2)``
+    proofs, holding every node they read, fetched in one batch (which nodes a proof reads
+    depends on its coordinates only, so a dry run with blank hashes lists them)."""
+    wanted: list[tuple[int, int]] = []
+
+    def record(level: int, index: int) -> bytes:
+        wanted.append((level, index))
+        return bytes(merkle.HASH_SIZE)
+
+    for index, size in inclusions:
+        merkle.inclusion_proof(record, index, size)
+    for size1, size2 in consistencies:
+        merkle.consistency_proof(record, size1, size2)
+    coords = list(dict.fromkeys(wanted))
+    found = dict(zip(coords, store.nodes(coords), strict=True))
+
+    def read(level: int, index: int) -> bytes:
+        return found[(level, index)]
+
+    return read
 
 
 def _key_of(account: Any) -> bytes | None:

@@ -168,6 +168,33 @@ class Store(Protocol):
         record with its leaf index. ``record.leaf_index`` is ignored on input."""
         ...
 
+    def shipments_by_refs(self, refs: Sequence[bytes]) -> dict[bytes, ShipmentRecord]:
+        """The shipments of these references that exist in this log, by reference."""
+        ...
+
+    def events_by_ids(self, event_ids: Sequence[str]) -> dict[str, EventRecord]:
+        """The events of these ids that exist in this log, by id."""
+        ...
+
+    def last_events(self, shipment_ids: Sequence[str]) -> dict[str, EventRecord]:
+        """The latest event of each of these shipments that has one, by shipment id."""
+        ...
+
+    def landed_checkpoints(
+        self, leaf_indices: Sequence[int], at_most: int | None = None
+    ) -> list[CheckpointRecord]:
+        """What a view of these leaves cites, by increasing size, among the landed (anchored
+        or confirmed) checkpoints of size at most ``at_most``: the latest, the latest
+        confirmed, and for each leaf the first that includes it. A few indexed reads,
+        however many checkpoints the log has."""
+        ...
+
+    def append_events(self, items: Sequence[tuple[EventRecord, bytes]]) -> list[EventRecord]:
+        """Append many ``(record, leaf hash)`` in order, all or none, with the checks of
+        :meth:`append_event` (each record seeing the ones before it); returns the records
+        with their leaf indices."""
+        ...
+
     def destroy_data_key(
         self, erasure: ErasureRecord, *, event_count: int, last_commitment: bytes
     ) -> ErasureRecord:

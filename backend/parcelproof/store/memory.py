@@ -113,6 +113,44 @@ class MemoryStore:
     def event_by_id(self, event_id: str) -> EventRecord | None:
         return self._by_id.get(event_id)
 
+    def shipments_by_refs(self, refs: Sequence[bytes]) -> dict[bytes, ShipmentRecord]:
+        return {r: self._shipments[r] for r in refs if r in self._shipments}
+
+    def events_by_ids(self, event_ids: Sequence[str]) -> dict[str, EventRecord]:
+        return {i: self._by_id[i] for i in event_ids if i in self._by_id}
+
+    def last_events(self, shipment_ids: Sequence[str]) -> dict[str, EventRecord]:
+        return {s: self._events[s][-1] for s in shipment_ids if self._events.get(s)}
+
+    def append_events(self, items: Sequence[tuple[EventRecord, bytes]]) -> list[EventRecord]:
+        with self._lock:
+            # Check everything first, so that a refusal leaves nothing appended.
+            tips: dict[str, tuple[int, bytes]] = {}
+            ids: set[str] = set()
+            for record, leaf_hash in items:
+                if len(leaf_hash) != 32:
+                    raise FormatError("leaf hash must be 32 bytes")
+                events = self._events.get(record.shipment_id)
+                if events is None:
+                    raise NotFoundError(f"no shipment {record.shipment_id} in this log")
+                if record.shipment_id in self._erasures:
+                    raise ShipmentErasedError(
+                        "the shipment's details were erased: no event can be recorded for it"
+                    )
+                count, previous = tips.get(
+                    record.shipment_id,
+                    (len(events), events[-1].commitment if events else bytes(32)),
+                )
+                if record.sequence != count or record.previous != previous:
+                    raise ConflictError(
+                        f"sequence {record.sequence} of this shipment is already taken"
+                    )
+                if record.event_id in self._by_id or record.event_id in ids:
+                    raise ConflictError(f"event {record.event_id} already exists")
+                ids.add(record.event_id)
+                tips[record.shipment_id] = (count + 1, record.commitment)
+            return [self.append_event(r, h) for r, h in items]
+
     def append_event(self, record: EventRecord, leaf_hash: bytes) -> EventRecord:
         with self._lock:
             events = self._events.get(record.shipment_id)
@@ -188,6 +226,22 @@ class MemoryStore:
             self._checkpoints[size] = replace(
                 row, status=status, block_number=block, updated_at=self._clock.now()
             )
+
+    def landed_checkpoints(
+        self, leaf_indices: Sequence[int], at_most: int | None = None
+    ) -> list[CheckpointRecord]:
+        landed = [
+            c
+            for c in self.checkpoints()
+            if c.status != "sent" and (at_most is None or c.size <= at_most)
+        ]
+        confirmed = [c for c in landed if c.status == "confirmed"]
+        cited = {c.size: c for c in (landed[-1:] + confirmed[-1:])}
+        for leaf in leaf_indices:
+            first = next((c for c in landed if c.size > leaf), None)
+            if first is not None:
+                cited[first.size] = first
+        return [cited[size] for size in sorted(cited)]
 
     def checkpoints(self, status: str | None = None) -> list[CheckpointRecord]:
         if status is not None and status not in CHECKPOINT_STATUSES:

@@ -314,6 +314,118 @@ class SqlStore:
             )
         return stored
 
+    def shipments_by_refs(self, refs: Sequence[bytes]) -> dict[bytes, ShipmentRecord]:
+        found: dict[bytes, ShipmentRecord] = {}
+        with self._transaction() as s:
+            for chunk in _chunks(list(dict.fromkeys(refs))):
+                rows = s.scalars(
+                    select(ShipmentRow).where(
+                        ShipmentRow.log_id == self._log_id, ShipmentRow.ref.in_(chunk)
+                    )
+                )
+                found.update((r.ref, _shipment(r)) for r in rows)
+        return found
+
+    def events_by_ids(self, event_ids: Sequence[str]) -> dict[str, EventRecord]:
+        found: dict[str, EventRecord] = {}
+        with self._transaction() as s:
+            for chunk in _chunks(list(dict.fromkeys(event_ids))):
+                rows = s.scalars(
+                    select(EventRow).where(
+                        EventRow.log_id == self._log_id, EventRow.event_id.in_(chunk)
+                    )
+                )
+                found.update((r.event_id, _event(r)) for r in rows)
+        return found
+
+    def last_events(self, shipment_ids: Sequence[str]) -> dict[str, EventRecord]:
+        found: dict[str, EventRecord] = {}
+        with self._transaction() as s:
+            for chunk in _chunks(list(dict.fromkeys(shipment_ids))):
+                latest = (
+                    select(EventRow.shipment_id, func.max(EventRow.sequence).label("sequence"))
+                    .where(EventRow.log_id == self._log_id, EventRow.shipment_id.in_(chunk))
+                    .group_by(EventRow.shipment_id)
+                    .subquery()
+                )
+                rows = s.scalars(
+                    select(EventRow).join(
+                        latest,
+                        (EventRow.shipment_id == latest.c.shipment_id)
+                        & (EventRow.sequence == latest.c.sequence),
+                    )
+                )
+                found.update((r.shipment_id, _event(r)) for r in rows)
+        return found
+
+    def append_events(self, items: Sequence[tuple[EventRecord, bytes]]) -> list[EventRecord]:
+        """Append many events in one transaction (see the Store port): one lock of the log,
+        one read of the shipments' tips and of the log's right edge, batched inserts."""
+        for _, leaf_hash in items:
+            if not isinstance(leaf_hash, bytes) or len(leaf_hash) != HASH_SIZE:
+                raise FormatError(f"leaf hash must be {HASH_SIZE} bytes")
+        if not items:
+            return []
+        shipment_ids = list(dict.fromkeys(r.shipment_id for r, _ in items))
+        event_ids = [r.event_id for r, _ in items]
+        if len(set(event_ids)) != len(event_ids):
+            raise ConflictError("an event id appears twice in the batch")
+        with self._transaction(write=True) as s:
+            size = self._lock_log(s)
+            erased: dict[str, bool] = {}
+            tips: dict[str, tuple[int, bytes]] = {}
+            for chunk in _chunks(shipment_ids):
+                for sid, is_erased in s.execute(
+                    select(ShipmentRow.shipment_id, ShipmentRow.wrapped_key_blob.is_(None)).where(
+                        ShipmentRow.log_id == self._log_id, ShipmentRow.shipment_id.in_(chunk)
+                    )
+                ):
+                    erased[sid] = bool(is_erased)
+                latest = (
+                    select(EventRow.shipment_id, func.max(EventRow.sequence).label("sequence"))
+                    .where(EventRow.shipment_id.in_(chunk))
+                    .group_by(EventRow.shipment_id)
+                    .subquery()
+                )
+                for sid, sequence, commitment in s.execute(
+                    select(EventRow.shipment_id, EventRow.sequence, EventRow.commitment).join(
+                        latest,
+                        (EventRow.shipment_id == latest.c.shipment_id)
+                        & (EventRow.sequence == latest.c.sequence),
+                    )
+                ):
+                    tips[sid] = (sequence + 1, commitment)
+            for sid in shipment_ids:
+                if sid not in erased:
+                    raise NotFoundError(f"no shipment {sid} on this log")
+                if erased[sid]:
+                    raise ShipmentErasedError(
+                        "the shipment's details were erased: no event can be recorded for it"
+                    )
+            for chunk in _chunks(event_ids):
+                taken = s.scalar(select(EventRow.event_id).where(EventRow.event_id.in_(chunk)))
+                if taken is not None:
+                    raise ConflictError(f"event {taken} already exists")
+            stored: list[EventRecord] = []
+            for offset, (record, _) in enumerate(items):
+                count, previous = tips.get(record.shipment_id, (0, bytes(32)))
+                if record.sequence != count or record.previous != previous:
+                    raise ConflictError(
+                        f"sequence {record.sequence} of this shipment is already taken"
+                    )
+                tips[record.shipment_id] = (count + 1, record.commitment)
+                stored.append(replace(record, leaf_index=size + offset))
+            nodes = self._append_nodes(s, size, [h for _, h in items])
+            s.execute(insert(EventRow), [_event_values(r, self._log_id) for r in stored])
+            for start in range(0, len(nodes), 1000):
+                s.execute(insert(LogNodeRow), nodes[start : start + 1000])
+            s.execute(
+                update(LogStateRow)
+                .where(LogStateRow.log_id == self._log_id)
+                .values(size=LogStateRow.size + len(items))
+            )
+        return stored
+
     # --- Merkle log -------------------------------------------------------------------------
 
     def log_size(self) -> int:
@@ -439,6 +551,29 @@ class SqlStore:
             elif block_number is not None:
                 row.block_number = block_number
             row.updated_at = self._clock.now()
+
+    def landed_checkpoints(
+        self, leaf_indices: Sequence[int], at_most: int | None = None
+    ) -> list[CheckpointRecord]:
+        landed = self._checkpoint_query().where(CheckpointRow.status.in_(ANCHORED_STATUSES))
+        if at_most is not None:
+            landed = landed.where(CheckpointRow.size <= at_most)
+        newest = CheckpointRow.size.desc()
+        queries = [
+            landed.order_by(newest).limit(1),
+            landed.where(CheckpointRow.status == "confirmed").order_by(newest).limit(1),
+        ]
+        queries += [
+            landed.where(CheckpointRow.size > leaf).order_by(CheckpointRow.size).limit(1)
+            for leaf in sorted(set(leaf_indices))
+        ]
+        cited: dict[int, CheckpointRecord] = {}
+        with self._transaction() as s:
+            for query in queries:
+                row = s.scalar(query)
+                if row is not None:
+                    cited[row.size] = _checkpoint(row)
+        return [cited[size] for size in sorted(cited)]
 
     def checkpoints(self, status: str | None = None) -> list[CheckpointRecord]:
         """Checkpoints by increasing size, all or those with ``status``."""
@@ -575,6 +710,35 @@ class SqlStore:
             rows.append({"log_id": self._log_id, "level": level + 1, "index": left >> 1, "hash": h})
         return rows
 
+    def _append_nodes(
+        self, s: Session, size: int, leaf_hashes: Sequence[bytes]
+    ) -> list[dict[str, Any]]:
+        """Rows for leaves ``size``, ``size + 1``, … and every perfect subtree they complete.
+        The only stored nodes they need are the log's right edge: the perfect subtree of each
+        set bit of ``size``."""
+        edge = [
+            (level, (size >> level) - 1)
+            for level in range(size.bit_length())
+            if (size >> level) & 1
+        ]
+        known = self._read_nodes(s, edge)
+        rows: list[dict[str, Any]] = []
+        for index, h in enumerate(leaf_hashes, start=size):
+            rows.append({"log_id": self._log_id, "level": 0, "index": index, "hash": h})
+            level, i = 0, index
+            while i & 1:
+                left = known.get((level, i - 1))
+                if left is None:
+                    raise StoreError(
+                        f"log is corrupt: subtree at level {level} index {i - 1} missing"
+                    )
+                h = node_hash(left, h)
+                level, i = level + 1, i >> 1
+                known[(level, i)] = h
+                rows.append({"log_id": self._log_id, "level": level, "index": i, "hash": h})
+            known[(0, index)] = leaf_hashes[index - size]
+        return rows
+
     def _read_nodes(
         self, s: Session, coords: Sequence[tuple[int, int]]
     ) -> dict[tuple[int, int], bytes]:
@@ -674,6 +838,29 @@ def _event(row: EventRow) -> EventRecord:
         recorded_at=row.recorded_at,
         request_digest=row.request_digest,
     )
+
+
+def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _event_values(record: EventRecord, log_id: bytes) -> dict[str, Any]:
+    return {
+        "event_id": record.event_id,
+        "log_id": log_id,
+        "shipment_id": record.shipment_id,
+        "sequence": record.sequence,
+        "previous": record.previous,
+        "commitment": record.commitment,
+        "leaf_index": record.leaf_index,
+        "event_time": record.event_time,
+        "agent": record.agent,
+        "signature": record.signature,
+        "sealed_openings": record.sealed_openings,
+        "recorded_at": record.recorded_at,
+        "request_digest": record.request_digest,
+    }
 
 
 def _event_row(record: EventRecord, log_id: bytes) -> EventRow:
