@@ -23,7 +23,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.exceptions import Web3Exception
 from web3.middleware import ExtraDataToPOAMiddleware
-from web3.types import Wei
+from web3.types import RPCEndpoint, Wei
 
 from parcelproof.core.errors import ChainError, NetworkError
 
@@ -61,7 +61,16 @@ def connect(rpc_url: str | None, *, timeout: float = 30.0) -> Web3:
         return embedded_web3()
     if not rpc_url.startswith(("http://", "https://")):
         raise NetworkError(f"unsupported JSON-RPC URL {rpc_url!r}: use http:// or https://")
-    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    # eth_chainId is remembered: web3's request validation asks it before every call and
+    # transaction otherwise, doubling the round trips (an endpoint's chain never changes).
+    w3 = Web3(
+        HTTPProvider(
+            rpc_url,
+            request_kwargs={"timeout": timeout},
+            cache_allowed_requests=True,
+            cacheable_requests={RPCEndpoint("eth_chainId")},
+        )
+    )
     # Consortium chains (Clique, QBFT) carry long extraData that web3 refuses by default.
     w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
     try:
