@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from limits import parse as parse_limit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -244,7 +245,13 @@ class Settings(BaseSettings):
         "(granted RESOLVER_ROLE with `parcelproof consortium grant-resolver`); unset: this "
         "node's dispute desk cannot resolve",
     )
-    anchor_interval_seconds: float = Field(default=30.0, gt=0)
+    anchor_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="anchor at least this often while leaves wait (an event is anchored about "
+        "this long after it is accepted; each anchoring is one transaction, ~61k gas, however "
+        "many events it covers: raise it on a chain where gas is dear)",
+    )
     anchor_batch_leaves: int = Field(default=256, ge=1)
     confirmations: int = Field(default=1, ge=1)
     retention_days: int = Field(
@@ -254,6 +261,21 @@ class Settings(BaseSettings):
         "(the anchor worker checks once a day); 0 disables",
     )
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    chain_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="how old (seconds) the chain reads of a customer lookup's server-side "
+        "check may be (anchored roots, agent keys, the latest checkpoint); 0: read the chain "
+        "on every lookup. Customers' own verifiers always read the chain",
+    )
+    lookup_limit_per_client: str = Field(
+        default="60/minute",
+        description="customer lookups one client address may make (`limits` notation, "
+        "e.g. 60/minute); behind a proxy every customer shares its address",
+    )
+    lookup_limit_per_parcel: str = Field(
+        default="10/minute", description="lookups of one tracking number (`limits` notation)"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     tls_cert: Path | None = Field(
@@ -286,6 +308,15 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("lookup_limit_per_client", "lookup_limit_per_parcel")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            parse_limit(value)
+        except ValueError as e:
+            raise ValueError(f"{value!r} is not a rate limit such as 60/minute") from e
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -117,7 +117,8 @@ class System:
     workdir: Path
     rpc_url: str
     database_url: str
-    anchor_interval: float = 0.5
+    anchor_interval: float | None = 0.5  # None: the node's default
+    extra_env: dict[str, str] = field(default_factory=dict)  # more PARCELPROOF_* settings
     env_file: Path = field(init=False)
     settings: Settings = field(init=False)
     api: Proc = field(init=False)
@@ -132,12 +133,13 @@ class System:
         setup_dev_node(quiet, self.rpc_url, self.env_file, database_url=self.database_url)
         self.settings = load_settings(self.env_file)
         env = {
-            **os.environ,
-            "PARCELPROOF_ANCHOR_INTERVAL_SECONDS": str(self.anchor_interval),
+            **{k: v for k, v in os.environ.items() if not k.startswith("PARCELPROOF_")},
             "PARCELPROOF_LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
-        env.pop("PARCELPROOF_ENV_FILE", None)
+        if self.anchor_interval is not None:
+            env["PARCELPROOF_ANCHOR_INTERVAL_SECONDS"] = str(self.anchor_interval)
         common = ["--env-file", str(self.env_file)]
         self.api = Proc(
             "api",

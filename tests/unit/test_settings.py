@@ -66,7 +66,7 @@ def test_defaults_run_a_development_node_on_sqlite_under_data_dir(tmp_path: Path
     assert s.environment == "development"
     assert s.database() == f"sqlite:///{tmp_path / 'node' / 'parcelproof.sqlite'}"
     assert (s.host, s.port) == ("127.0.0.1", 8000)
-    assert (s.anchor_interval_seconds, s.anchor_batch_leaves, s.confirmations) == (30.0, 256, 1)
+    assert (s.anchor_interval_seconds, s.anchor_batch_leaves, s.confirmations) == (1.0, 256, 1)
     assert s.max_body_bytes == 4 * 1024 * 1024
 
 
@@ -329,3 +329,17 @@ def test_secrets_tokens_and_postcodes_in_args_are_redacted(
 def test_redact_leaves_ordinary_text_alone() -> None:
     text = "anchored checkpoint of size 12 for 0x5FbDB2315678afecb367f032d93F642f64180aa3"
     assert redact(text) == text
+
+
+def test_lookup_limits_and_chain_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = _settings()
+    assert (s.lookup_limit_per_client, s.lookup_limit_per_parcel) == ("60/minute", "10/minute")
+    assert s.chain_cache_seconds == 2.0
+    monkeypatch.setenv("PARCELPROOF_LOOKUP_LIMIT_PER_CLIENT", "100000/minute")
+    monkeypatch.setenv("PARCELPROOF_CHAIN_CACHE_SECONDS", "0")
+    s = Settings(_env_file=None)
+    assert (s.lookup_limit_per_client, s.chain_cache_seconds) == ("100000/minute", 0.0)
+    with pytest.raises(ConfigurationError, match="not a rate limit"):
+        _settings(lookup_limit_per_parcel="ten a minute")
+    with pytest.raises(ConfigurationError, match="PARCELPROOF_CHAIN_CACHE_SECONDS"):
+        _settings(chain_cache_seconds=-1)

@@ -33,6 +33,9 @@ class NodeServices:
     audit: AuditSink | None = None  # the node's audit log: personal-data reads, privileged acts
     peers: PeerLookup | None = None  # the consortium's other nodes, asked on customer lookups
     disputes: DisputeDesk | None = None  # the dispute desk; None: dispute routes answer 404
+    #: What customer lookups verify against: a view whose chain reads are a few seconds old
+    #: at most (service.chainview); None: ``ledger`` itself.
+    lookup_ledger: LedgerView | None = None
 
 
 def _services(request: Request) -> NodeServices:

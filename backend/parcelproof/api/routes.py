@@ -147,7 +147,7 @@ def _lookup(body: s.LookupIn, services: NodeServices, request: Request, route: s
     services.limits.parcel(body.tracking_number)
     result = lookup(
         [services.node],
-        services.ledger,
+        services.lookup_ledger or services.ledger,
         body.tracking_number,
         body.postcode,
         access_token=body.access_token,

@@ -160,11 +160,14 @@ class AnchorWorker:
         """Seconds to wait after ``failures`` consecutive failures (exponential, capped)."""
         return float(min(self.policy.max_backoff_seconds, 2 ** min(self.failures, 16)))
 
-    def run(self, stop: threading.Event, *, tick: float = 1.0) -> None:
-        """Hold the log's lock and loop until ``stop`` is set; while another worker holds
+    def run(self, stop: threading.Event, *, tick: float | None = None) -> None:
+        """Hold the log's lock and loop until ``stop`` is set, a cycle every ``tick`` seconds
+        (by default half the anchoring interval, at most a second); while another worker holds
         the lock, wait for it. Backs off while the chain or the database is unreachable; after
         a database failure it takes the lock again (a restarted server dropped it with the
         connection, and another worker may have taken it meanwhile)."""
+        if tick is None:
+            tick = min(1.0, self.policy.interval_seconds / 2)
         while not stop.is_set():
             try:
                 lock = self._lock(self.lock_key) if self._lock else nullcontext(True)

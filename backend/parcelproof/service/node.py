@@ -87,6 +87,17 @@ class AgentKeyCheck(Protocol):
     def is_agent_key_valid(self, courier_id: bytes, agent: str, at: int) -> bool: ...
 
 
+class _Sized(Protocol):
+    @property
+    def size(self) -> int: ...
+
+
+class LatestCheckpointReader(Protocol):
+    """Reads a courier's latest checkpoint on chain."""
+
+    def latest_checkpoint(self, courier_id: bytes) -> _Sized | None: ...
+
+
 @dataclass(frozen=True)
 class EventContext:
     """What an agent needs to build and sign the next event of a shipment."""
@@ -234,11 +245,13 @@ class CourierNode:
         rng: Callable[[int], bytes] = secrets.token_bytes,
         agent_keys: AgentKeyCheck | None = None,
         erasure_signer: bytes | None = None,
+        lookup_chain: LatestCheckpointReader | None = None,
     ) -> None:
         """``erasure_signer`` is the private key of the courier's anchoring account, which
         signs erasure receipts; by default it is taken from ``account`` when that is a local
         account holding its key (as :func:`~parcelproof.service.wiring.open_node` builds it).
-        Without it the node cannot erase."""
+        Without it the node cannot erase. ``lookup_chain`` answers the one chain read of a
+        lookup (the log's latest checkpoint), e.g. a cached view; by default ``ledger``."""
         if len(courier_id) != 32:
             raise FormatError("courier id must be 32 bytes")
         self.courier_id = courier_id
@@ -254,6 +267,7 @@ class CourierNode:
         self._erasure_key = erasure_signer if erasure_signer is not None else _key_of(account)
         self._code_guard = AttemptGuard(CODE_ATTEMPTS)
         self._domain: tuple[tuple[int, str], eip712.Domain] | None = None
+        self._lookup_chain: LatestCheckpointReader = lookup_chain or ledger
 
     @property
     def domain(self) -> eip712.Domain:
@@ -774,7 +788,7 @@ class CourierNode:
         block (one ``eth_call``)."""
         landed = self.store.landed_checkpoints(leaf_indices)
         if landed:
-            on_chain = self.ledger.latest_checkpoint(self.courier_id)
+            on_chain = self._lookup_chain.latest_checkpoint(self.courier_id)
             chain_size = on_chain.size if on_chain else 0
             if landed[-1].size > chain_size:
                 landed = self.store.landed_checkpoints(leaf_indices, at_most=chain_size)

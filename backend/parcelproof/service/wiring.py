@@ -21,12 +21,14 @@ from web3.exceptions import Web3Exception
 from web3.types import RPCEndpoint, RPCResponse
 
 from parcelproof.api.deps import NodeServices
+from parcelproof.api.ratelimit import PublicLimits
 from parcelproof.chain import devnet
 from parcelproof.chain.ledger import LedgerClient
 from parcelproof.core.envelope import Keyring
 from parcelproof.core.errors import Error, StoreError, UnknownCourierError
 from parcelproof.service.anchoring import AnchorPolicy, AnchorWorker
 from parcelproof.service.audit import AuditLog
+from parcelproof.service.chainview import CachedLedgerView
 from parcelproof.service.disputes import DisputeDesk
 from parcelproof.service.federation import PeerLookup
 from parcelproof.service.keys import AgentKeyDirectory
@@ -350,6 +352,11 @@ def open_node(settings: Settings, *, web3: Web3 | None = None) -> NodeRuntime:
     shipment_key = settings.shipment_key_bytes()
     chain = open_chain(settings, web3)
     engine, store = open_store(settings)
+    lookup_ledger = (
+        CachedLedgerView(chain.ledger, settings.chain_cache_seconds)
+        if settings.chain_cache_seconds > 0
+        else None
+    )
     try:
         node = CourierNode(
             courier_id=chain.courier_id,
@@ -359,6 +366,7 @@ def open_node(settings: Settings, *, web3: Web3 | None = None) -> NodeRuntime:
             shipment_key=shipment_key,
             store=store,
             agent_keys=AgentKeyDirectory(chain.ledger),
+            lookup_chain=lookup_ledger,
         )
         audit = audit_log(engine, chain.courier_id)
         worker = AnchorWorker(
@@ -391,6 +399,8 @@ def open_node(settings: Settings, *, web3: Web3 | None = None) -> NodeRuntime:
         services=NodeServices(
             node=node,
             ledger=chain.ledger,
+            lookup_ledger=lookup_ledger,
+            limits=PublicLimits(settings.lookup_limit_per_client, settings.lookup_limit_per_parcel),
             clients=store,
             staff=open_staff(settings, engine, store.log_id, keyring, audit=audit),
             audit=audit,
