@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import random
 import secrets
+from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from parcelproof.core import merkle
 from parcelproof.core.errors import ConflictError, NotFoundError
@@ -16,7 +19,7 @@ from parcelproof.service.ports import (
     ShipmentErasedError,
     Store,
 )
-from parcelproof.store.db import session_factory
+from parcelproof.store.db import make_engine, session_factory, upgrade
 from parcelproof.store.memory import MemoryStore
 from parcelproof.store.sql import SqlStore
 from tests.conftest import SQL_BACKENDS, migrated_engine
@@ -172,3 +175,31 @@ def test_landed_checkpoints_cite_what_a_view_needs(store: Store) -> None:
     assert store.landed_checkpoints([35]) == store.landed_checkpoints([])  # no first for 35
     assert [c.size for c in store.landed_checkpoints([])] == [17, 33]
     assert store.landed_checkpoints([1], at_most=3) == []
+
+
+def test_node_reads_use_the_primary_key_on_sqlite(tmp_path: Path) -> None:
+    """A row-value IN made SQLite scan the whole log for every proof and every append."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite'}")
+    upgrade(engine)
+    store = SqlStore(session_factory(engine), LOG_A)
+    a = new_shipment()
+    store.add_shipment(a)
+    store.append_events([(e, merkle.leaf_hash(e.commitment)) for e in _chain(a.shipment_id, 9)])
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+        if "log_nodes" in statement and statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    store.nodes([(0, 3), (1, 0), (2, 1), (3, 0)])
+    event.remove(engine, "before_cursor_execute", capture)
+    assert statements
+    with engine.connect() as c:
+        for statement, params in statements:
+            rows = c.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+            plan = " | ".join(str(r[-1]) for r in rows)
+            # Each coordinate is one primary-key lookup, not a walk over the log's nodes.
+            assert "(log_id=? AND level=? AND index=?)" in plan, plan
+            assert "USING INDEX sqlite_autoindex_log_nodes_1 (log_id=?)" not in plan, plan
+    engine.dispose()

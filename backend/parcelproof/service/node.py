@@ -832,6 +832,16 @@ class CourierNode:
         Unknown tracking number and wrong factor raise the same NotFoundError, and the factor
         comparison runs either way (a decoy for an unknown number).
         """
+        with self.store.snapshot():
+            return self._view(tracking_number, postcode, reveal, access_token)
+
+    def _view(
+        self,
+        tracking_number: str,
+        postcode: str | None,
+        reveal: Collection[str],
+        access_token: str | None,
+    ) -> LogView:
         nothing = NotFoundError("no shipment matches this tracking number and second factor")
         try:
             shipment: ShipmentRecord | None = self._shipment(tracking_number)
@@ -853,10 +863,11 @@ class CourierNode:
     def evidence(self, tracking_number: str, reveal: Collection[str]) -> LogView:
         """The shipment's events for an authorised operator or dispute resolver (the caller
         checked the role; no customer factor is asked). Reveal more than a customer sees."""
-        shipment = self._shipment(tracking_number)
-        if shipment.erased:
-            return self._log_view(shipment, None, ())
-        return self._log_view(shipment, self._data_key(shipment), reveal)
+        with self.store.snapshot():
+            shipment = self._shipment(tracking_number)
+            if shipment.erased:
+                return self._log_view(shipment, None, ())
+            return self._log_view(shipment, self._data_key(shipment), reveal)
 
     def _log_view(
         self, shipment: ShipmentRecord, data_key: bytes | None, reveal: Collection[str]

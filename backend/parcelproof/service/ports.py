@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -166,6 +167,11 @@ class Store(Protocol):
         in this log; ShipmentErasedError for an erased one); the store assigns the leaf index
         (the log's size), stores the leaf and every completed subtree hash, and returns the
         record with its leaf index. ``record.leaf_index`` is ignored on input."""
+        ...
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A block whose reads share one read transaction (a lookup's dozen reads: one
+        connection, one consistent view)."""
         ...
 
     def shipments_by_refs(self, refs: Sequence[bytes]) -> dict[bytes, ShipmentRecord]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 
 from parcelproof.core.envelope import WrappedKey
@@ -112,6 +113,9 @@ class MemoryStore:
 
     def event_by_id(self, event_id: str) -> EventRecord | None:
         return self._by_id.get(event_id)
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     def shipments_by_refs(self, refs: Sequence[bytes]) -> dict[bytes, ShipmentRecord]:
         return {r: self._shipments[r] for r in refs if r in self._shipments}
