@@ -4,7 +4,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup setup-node demo demo-anvil run stop test test-js test-fast lint lint-contracts slither fmt gas contracts clean
+EAS_SPEC      := @ethereum-attestation-service/eas-contracts@1.9.0
+EAS_INTEGRITY := sha512-L60y1fgKlY3a45xxnPlgRbiGQY8RF/lF+AzF1iVoR7/aEzitS0Nuyyjq8+IXs1sSSU0dl2+yGSmELxVeB6FelA==
+EAS_DIR       := node_modules/@ethereum-attestation-service/eas-contracts
+
+.PHONY: setup setup-node setup-bench bench bench-smoke demo demo-anvil run stop test test-js test-fast lint lint-contracts slither fmt gas contracts clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +24,20 @@ node_modules/.package-lock.json: package.json package-lock.json
 	touch $@
 
 setup-node: node_modules/.package-lock.json
+
+## The gas benchmark's baseline, the Ethereum Attestation Service: the contract sources of its
+## npm package, pinned by version and checked against the registry's sha512, unpacked without
+## the package's own dependencies (they pull in Hardhat, which this project does not use).
+## They compile against our pinned OpenZeppelin (scripts/benchkit/gas.py).
+$(EAS_DIR)/package.json: node_modules/.package-lock.json
+	rm -rf $(EAS_DIR) node_modules/.eas-pack
+	mkdir -p node_modules/.eas-pack $(EAS_DIR)
+	cd node_modules/.eas-pack && npm pack --silent $(EAS_SPEC) >/dev/null
+	node -e 'const c=require("crypto"),f=require("fs"),p=process.argv[1];const h="sha512-"+c.createHash("sha512").update(f.readFileSync(p)).digest("base64");if(h!==process.argv[2]){console.error("EAS tarball "+h+" is not the pinned "+process.argv[2]);process.exit(1)}' node_modules/.eas-pack/*.tgz '$(EAS_INTEGRITY)'
+	tar -xzf node_modules/.eas-pack/*.tgz -C $(EAS_DIR) --strip-components=1
+	rm -rf node_modules/.eas-pack
+
+setup-bench: setup setup-node $(EAS_DIR)/package.json
 
 ## The demo needs no Node: it reads the committed contract artifacts.
 demo: setup
@@ -41,7 +59,7 @@ stop: setup
 
 ## The tests compile the contract (solc from npm) and start anvil (npm) themselves; the browser
 ## tests drive Debian's chromium (skipped, with the reason, where it is not installed).
-test: setup setup-node test-js
+test: setup setup-node setup-bench test-js
 	$(PY) -m pytest -q -n auto
 
 ## The in-browser verifier (backend/parcelproof/web/verifier.js) on the bundle vectors, in Node.
