@@ -77,6 +77,7 @@ RETENTION_BATCH = 500
 MAX_BACKDATE = 72 * 3600  # scanners offline for up to three days may still upload
 REQUIRED_FIELDS = ("status", "time")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_SHIPMENT_ID_CACHE = 100_000
 
 log = logging.getLogger("parcelproof.node")
 
@@ -268,6 +269,7 @@ class CourierNode:
         self._code_guard = AttemptGuard(CODE_ATTEMPTS)
         self._domain: tuple[tuple[int, str], eip712.Domain] | None = None
         self._lookup_chain: LatestCheckpointReader = lookup_chain or ledger
+        self._shipment_ids: dict[bytes, str] = {}  # shipment ref -> id, for audit entries
 
     @property
     def domain(self) -> eip712.Domain:
@@ -372,9 +374,13 @@ class CourierNode:
         return self._decoy_record
 
     def _shipment(self, tracking_number: str) -> ShipmentRecord:
-        record = self.store.shipment_by_ref(shipment_ref(self._shipment_key, tracking_number))
+        ref = shipment_ref(self._shipment_key, tracking_number)
+        record = self.store.shipment_by_ref(ref)
         if record is None:
             raise NotFoundError("no such shipment on this node")
+        if len(self._shipment_ids) >= _SHIPMENT_ID_CACHE:
+            self._shipment_ids.clear()
+        self._shipment_ids[ref] = record.shipment_id  # ids never change: safe to remember
         return record
 
     def _data_key(self, shipment: ShipmentRecord) -> bytes:
@@ -1059,8 +1065,10 @@ class CourierNode:
         return self._erase(self._shipment(tracking_number), reason)
 
     def shipment_id(self, tracking_number: str) -> str:
-        """The node's internal id of a parcel (for audit entries); NotFoundError if unknown."""
-        return self._shipment(tracking_number).shipment_id
+        """The node's internal id of a parcel (for audit entries); NotFoundError if unknown.
+        Remembered from the lookup that just read the shipment (no second read)."""
+        known = self._shipment_ids.get(shipment_ref(self._shipment_key, tracking_number))
+        return known if known is not None else self._shipment(tracking_number).shipment_id
 
     def erasure_receipt(self, tracking_number: str) -> ErasureReceipt | None:
         """The receipt of an erased parcel; None while it is not erased."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -10,9 +11,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
+    CompoundSelect,
     CursorResult,
     Engine,
+    Row,
     Select,
+    bindparam,
     func,
     insert,
     select,
@@ -249,11 +253,7 @@ class SqlStore:
 
     def shipment_by_ref(self, ref: bytes) -> ShipmentRecord | None:
         with self._transaction() as s:
-            row = s.scalar(
-                select(ShipmentRow).where(
-                    ShipmentRow.log_id == self._log_id, ShipmentRow.ref == ref
-                )
-            )
+            row = s.execute(_SHIPMENT_BY_REF, {"log": self._log_id, "ref": ref}).one_or_none()
             return None if row is None else _shipment(row)
 
     # --- events -----------------------------------------------------------------------------
@@ -261,11 +261,7 @@ class SqlStore:
     def events(self, shipment_id: str) -> list[EventRecord]:
         """The shipment's events ordered by sequence."""
         with self._transaction() as s:
-            rows = s.scalars(
-                select(EventRow)
-                .where(EventRow.log_id == self._log_id, EventRow.shipment_id == shipment_id)
-                .order_by(EventRow.sequence)
-            )
+            rows = s.execute(_EVENTS_OF, {"log": self._log_id, "shipment": shipment_id})
             return [_event(r) for r in rows]
 
     def last_event(self, shipment_id: str) -> EventRecord | None:
@@ -568,24 +564,12 @@ class SqlStore:
     def landed_checkpoints(
         self, leaf_indices: Sequence[int], at_most: int | None = None
     ) -> list[CheckpointRecord]:
-        landed = self._checkpoint_query().where(CheckpointRow.status.in_(ANCHORED_STATUSES))
-        if at_most is not None:
-            landed = landed.where(CheckpointRow.size <= at_most)
-        newest = CheckpointRow.size.desc()
-        queries = [
-            landed.order_by(newest).limit(1),
-            landed.where(CheckpointRow.status == "confirmed").order_by(newest).limit(1),
-        ]
-        queries += [
-            landed.where(CheckpointRow.size > leaf).order_by(CheckpointRow.size).limit(1)
-            for leaf in sorted(set(leaf_indices))
-        ]
-        cited: dict[int, CheckpointRecord] = {}
+        leaves = sorted(set(leaf_indices))
+        params: dict[str, Any] = {"log": self._log_id, "at_most": at_most}
+        params.update((f"leaf{i}", leaf) for i, leaf in enumerate(leaves))
         with self._transaction() as s:
-            for query in queries:
-                row = s.scalar(query)
-                if row is not None:
-                    cited[row.size] = _checkpoint(row)
+            rows = s.execute(_landed_statement(len(leaves), at_most is not None), params)
+            cited = {row.size: _checkpoint(row) for row in rows}
         return [cited[size] for size in sorted(cited)]
 
     def checkpoints(self, status: str | None = None) -> list[CheckpointRecord]:
@@ -776,27 +760,10 @@ class SqlStore:
         found: dict[tuple[int, int], bytes] = {}
         for start in range(0, len(coords), _NODE_BATCH):
             batch = coords[start : start + _NODE_BATCH]
-            columns = (LogNodeRow.level, LogNodeRow.index, LogNodeRow.hash)
-            if self._dialect == "sqlite":
-                # SQLite's planner walks all the log's nodes for a row-value IN, and for more
-                # than three OR-ed pairs (189 ms a proof at 10^6 leaves): one point select per
-                # coordinate, in one statement (at most 400 < SQLite's 500 compound terms).
-                query: Any = union_all(
-                    *(
-                        select(*columns).where(
-                            LogNodeRow.log_id == self._log_id,
-                            LogNodeRow.level == level,
-                            LogNodeRow.index == index,
-                        )
-                        for level, index in batch
-                    )
-                )
-            else:
-                query = select(*columns).where(
-                    LogNodeRow.log_id == self._log_id,
-                    tuple_(LogNodeRow.level, LogNodeRow.index).in_(batch),
-                )
-            rows = s.execute(query)
+            params: dict[str, Any] = {"log": self._log_id}
+            for i, (level, index) in enumerate(batch):
+                params[f"l{i}"], params[f"i{i}"] = level, index
+            rows = s.execute(_nodes_statement(len(batch), self._dialect), params)
             for level, index, h in rows:
                 found[(level, index)] = h
         return found
@@ -843,7 +810,7 @@ if TYPE_CHECKING:
 # --- row <-> record -----------------------------------------------------------------------------
 
 
-def _shipment(row: ShipmentRow) -> ShipmentRecord:
+def _shipment(row: ShipmentRow | Row[Any]) -> ShipmentRecord:
     # A destroyed data key (crypto-shredding) reads back as an empty blob: unwrapping fails.
     blob = b"" if row.wrapped_key_blob is None else row.wrapped_key_blob
     return ShipmentRecord(
@@ -869,7 +836,7 @@ def _rowcount(result: Any) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
 
-def _event(row: EventRow) -> EventRecord:
+def _event(row: EventRow | Row[Any]) -> EventRecord:
     return EventRecord(
         event_id=row.event_id,
         shipment_id=row.shipment_id,
@@ -884,6 +851,65 @@ def _event(row: EventRow) -> EventRecord:
         recorded_at=row.recorded_at,
         request_digest=row.request_digest,
     )
+
+
+# --- prebuilt statements of the lookup path --------------------------------------------------
+# Building a SQLAlchemy statement costs more than running it on a local database (a lookup
+# spent 8 ms building a union of checkpoint queries): the hot reads are built once, with
+# bound parameters, per shape.
+
+_SHIPMENT_BY_REF = select(*ShipmentRow.__table__.columns).where(
+    ShipmentRow.log_id == bindparam("log"), ShipmentRow.ref == bindparam("ref")
+)
+_EVENTS_OF = (
+    select(*EventRow.__table__.columns)
+    .where(EventRow.log_id == bindparam("log"), EventRow.shipment_id == bindparam("shipment"))
+    .order_by(EventRow.sequence)
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _landed_statement(leaves: int, bounded: bool) -> CompoundSelect[Any]:
+    """The checkpoints a view cites (see :meth:`SqlStore.landed_checkpoints`) in one
+    statement: the latest landed, the latest confirmed, and the first above each leaf."""
+    c = CheckpointRow.__table__.c
+    base = select(*CheckpointRow.__table__.columns).where(
+        c.log_id == bindparam("log"), c.status.in_(ANCHORED_STATUSES)
+    )
+    if bounded:
+        base = base.where(c.size <= bindparam("at_most"))
+    parts = [
+        base.order_by(c.size.desc()).limit(1),
+        base.where(c.status == "confirmed").order_by(c.size.desc()).limit(1),
+        *(
+            base.where(c.size > bindparam(f"leaf{i}")).order_by(c.size).limit(1)
+            for i in range(leaves)
+        ),
+    ]
+    # Each part a subquery: SQLite refuses LIMIT in the members of a compound select.
+    return union_all(*(select(*part.subquery().c) for part in parts))
+
+
+@functools.lru_cache(maxsize=1024)
+def _nodes_statement(count: int, dialect: str) -> Select[Any] | CompoundSelect[Any]:
+    """Read ``count`` nodes by (level, index). SQLite's planner walks all the log's nodes for
+    a row-value IN, and for more than three OR-ed pairs (189 ms a proof at 10^6 leaves): there
+    it is one point select per coordinate (at most 400 < SQLite's 500 compound terms)."""
+    n = LogNodeRow.__table__.c
+    columns = (n.level, n.index, n.hash)
+    if dialect == "sqlite":
+        return union_all(
+            *(
+                select(*columns).where(
+                    n.log_id == bindparam("log"),
+                    n.level == bindparam(f"l{i}"),
+                    n.index == bindparam(f"i{i}"),
+                )
+                for i in range(count)
+            )
+        )
+    pairs = [tuple_(bindparam(f"l{i}"), bindparam(f"i{i}")) for i in range(count)]
+    return select(*columns).where(n.log_id == bindparam("log"), tuple_(n.level, n.index).in_(pairs))
 
 
 def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
@@ -927,7 +953,7 @@ def _event_row(record: EventRecord, log_id: bytes) -> EventRow:
     )
 
 
-def _checkpoint(row: CheckpointRow) -> CheckpointRecord:
+def _checkpoint(row: CheckpointRow | Row[Any]) -> CheckpointRecord:
     return CheckpointRecord(
         size=row.size,
         root=row.root,
