@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkab
 
 import rfc8785
 
-from parcelproof.core.errors import AuditLogTamperedError, FormatError
+from parcelproof.core.errors import AuditLogTamperedError, FormatError, StoreError
 from parcelproof.service.ports import Clock, SystemClock
 
 __all__ = [
@@ -181,6 +182,28 @@ class AuditLedger(Protocol):
     def audit_heads(self, courier_id: bytes, from_block: int = 0) -> Sequence[ChainAuditHead]: ...
 
 
+def _write(store: BatchAuditStore, batch: list[_Pending]) -> None:
+    """Append a batch of pending records; each learns its entry or the batch's failure."""
+    try:
+        entries = store.append_many([p.build for p in batch])
+    except BaseException as e:
+        for p in batch:
+            p.error, p.done = e, True
+        return
+    for p, entry in zip(batch, entries, strict=True):
+        p.entry, p.done = entry, True
+
+
+@dataclass
+class _Pending:
+    """A record waiting for its batch (group commit)."""
+
+    build: Callable[[int, bytes], AuditEntry]
+    entry: AuditEntry | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
 class AuditStore(Protocol):
     """Storage of one audit log (one per courier log id)."""
 
@@ -218,6 +241,15 @@ class AuditStore(Protocol):
         ...
 
     def latest_anchor(self) -> AuditAnchor | None: ...
+
+
+@runtime_checkable
+class BatchAuditStore(Protocol):
+    """A store that appends many entries in one transaction (what group commit uses)."""
+
+    def append_many(
+        self, builds: Sequence[Callable[[int, bytes], AuditEntry]]
+    ) -> list[AuditEntry]: ...
 
 
 if TYPE_CHECKING:
@@ -596,6 +628,12 @@ class AuditLog:
     def __init__(self, store: AuditStore, clock: Clock | None = None) -> None:
         self._store = store
         self._clock = clock or SystemClock()
+        # Group commit: concurrent records are appended together by whichever caller gets
+        # there first (one lock and one commit for all), each caller returning once its own
+        # entry is stored. One at a time, 50 concurrent lookups queued on the log's lock.
+        self._queue: list[_Pending] = []
+        self._leading = False
+        self._cond = threading.Condition()
 
     @property
     def store(self) -> AuditStore:
@@ -626,7 +664,32 @@ class AuditLog:
         def build(seq: int, prev_hash: bytes) -> AuditEntry:
             return make_entry(seq, self._clock.now(), actor, action, target, detail_json, prev_hash)
 
-        return self._store.append(build)
+        if not isinstance(self._store, BatchAuditStore):
+            return self._store.append(build)
+        return self._grouped(self._store, build)
+
+    def _grouped(
+        self, store: BatchAuditStore, build: Callable[[int, bytes], AuditEntry]
+    ) -> AuditEntry:
+        mine = _Pending(build)
+        with self._cond:
+            self._queue.append(mine)
+            while not mine.done:
+                if self._leading:  # another caller is writing a batch: wait for it
+                    self._cond.wait()
+                    continue
+                self._leading = True
+                batch, self._queue = self._queue, []
+                self._cond.release()
+                try:
+                    _write(store, batch)
+                finally:
+                    self._cond.acquire()
+                    self._leading = False
+                    self._cond.notify_all()
+        if mine.entry is None:
+            raise mine.error or StoreError("the audit entry was not stored")
+        return mine.entry
 
     def head(self) -> tuple[int, bytes]:
         """(size, hash of the last entry); (0, zero hash) while empty."""

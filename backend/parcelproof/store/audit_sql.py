@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from parcelproof.core.errors import ConflictError, FormatError
@@ -57,6 +57,12 @@ class SqlAuditStore:
 
     def append(self, build: Callable[[int, bytes], AuditEntry]) -> AuditEntry:
         """Append ``build(seq, prev_hash)`` as the log's next entry, atomically."""
+        return self.append_many([build])[0]
+
+    def append_many(self, builds: Sequence[Callable[[int, bytes], AuditEntry]]) -> list[AuditEntry]:
+        """Append one entry per builder, in order, in one transaction (one lock, one commit):
+        each builder gets the seq and hash that follow the entry before it."""
+        entries: list[AuditEntry] = []
         with self._transaction(write=True) as s:
             if self._dialect == "postgresql":
                 s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._lock_key})
@@ -67,23 +73,31 @@ class SqlAuditStore:
                 .limit(1)
             ).one_or_none()
             seq, prev = (0, ZERO_HASH) if last is None else (last[0] + 1, last[1])
-            entry = build(seq, prev)
-            if entry.seq != seq or entry.prev_hash != prev:
-                raise FormatError(f"audit entry must be seq {seq} following the last entry")
-            s.add(
-                AuditEntryRow(
-                    log_id=self._log_id,
-                    seq=entry.seq,
-                    at=entry.at,
-                    actor=entry.actor,
-                    action=entry.action,
-                    target=entry.target,
-                    detail=entry.detail_json,
-                    prev_hash=entry.prev_hash,
-                    entry_hash=entry.entry_hash,
+            for build in builds:
+                entry = build(seq, prev)
+                if entry.seq != seq or entry.prev_hash != prev:
+                    raise FormatError(f"audit entry must be seq {seq} following the last entry")
+                entries.append(entry)
+                seq, prev = seq + 1, entry.entry_hash
+            if entries:
+                s.execute(
+                    insert(AuditEntryRow),
+                    [
+                        {
+                            "log_id": self._log_id,
+                            "seq": e.seq,
+                            "at": e.at,
+                            "actor": e.actor,
+                            "action": e.action,
+                            "target": e.target,
+                            "detail": e.detail_json,
+                            "prev_hash": e.prev_hash,
+                            "entry_hash": e.entry_hash,
+                        }
+                        for e in entries
+                    ],
                 )
-            )
-        return entry
+        return entries
 
     def entries(self, start: int = 0, stop: int | None = None) -> list[AuditEntry]:
         """Entries with ``start <= seq < stop`` (``stop`` None: to the end), by seq."""
