@@ -35,6 +35,7 @@ from typing import TypeAlias
 
 import rfc8785
 
+from parcelproof.core import jcs
 from parcelproof.core.errors import (
     CommitmentMismatchError,
     FormatError,
@@ -160,7 +161,7 @@ def open_fields(
 
 def _digest(salt: bytes, name: str, value: JsonValue) -> bytes:
     try:
-        canonical = rfc8785.dumps([_b64url_encode(salt), name, value])
+        canonical = jcs.dumps([_b64url_encode(salt), name, value])
     except rfc8785.CanonicalizationError as e:  # unreachable after validation; kept as a guard
         raise FormatError(f"field {name!r} cannot be canonicalized: {e}") from e
     return hashlib.sha256(canonical).digest()

@@ -31,10 +31,10 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import rfc8785
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from parcelproof.core import jcs
 from parcelproof.core.errors import (
     DecryptionError,
     FormatError,
@@ -295,14 +295,12 @@ def _data_aad(shipment_id: str, event_id: str, purpose: str) -> bytes:
     if purpose == DEK_PURPOSE:
         raise FormatError(f"purpose {DEK_PURPOSE!r} is reserved for wrapped data keys")
     return bytes(
-        rfc8785.dumps({"v": 1, "purpose": purpose, "shipment": shipment_id, "event": event_id})
+        jcs.dumps({"v": 1, "purpose": purpose, "shipment": shipment_id, "event": event_id})
     )
 
 
 def _dek_aad(shipment_id: str, kid: str) -> bytes:
-    return bytes(
-        rfc8785.dumps({"v": 1, "purpose": DEK_PURPOSE, "shipment": shipment_id, "kid": kid})
-    )
+    return bytes(jcs.dumps({"v": 1, "purpose": DEK_PURPOSE, "shipment": shipment_id, "kid": kid}))
 
 
 def _check_kid(kid: object) -> None:

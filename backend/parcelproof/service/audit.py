@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkab
 
 import rfc8785
 
+from parcelproof.core import jcs
 from parcelproof.core.errors import AuditLogTamperedError, FormatError, StoreError
 from parcelproof.service.ports import Clock, SystemClock
 
@@ -794,7 +795,7 @@ def _check_id(value: object, what: str) -> None:
 
 def _jcs(value: Any) -> bytes:
     try:
-        out: bytes = rfc8785.dumps(value)
+        out: bytes = jcs.dumps(value)
     except rfc8785.CanonicalizationError as e:
         raise FormatError(f"cannot canonicalise audit data: {e}") from e
     return out

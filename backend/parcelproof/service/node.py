@@ -16,12 +16,11 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import rfc8785
 from limits import parse as parse_limit
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from parcelproof.core import eip712, envelope, handoff, merkle
+from parcelproof.core import eip712, envelope, handoff, jcs, merkle
 from parcelproof.core.bundle import BundleEvent, BundleLog, EarlierCheckpoint
 from parcelproof.core.commitment import (
     ZERO32,
@@ -1199,7 +1198,7 @@ def request_digest(
         "agent": agent.lower(),
         "signature": signature.hex(),
     }
-    return hashlib.sha256(rfc8785.dumps(body)).digest()
+    return hashlib.sha256(jcs.dumps(body)).digest()
 
 
 def _replay(existing: EventRecord, digest: bytes) -> EventRecord:
