@@ -414,9 +414,14 @@ def _verify(message_digest: bytes, signature: bytes, expected_signer: str) -> No
 
 
 def _is_address(value: object) -> bool:
+    return isinstance(value, str) and _is_address_text(value)
+
+
+@functools.lru_cache(maxsize=4096)  # an agent's address is checked for each of its events
+def _is_address_text(value: str) -> bool:
     """A 0x-prefixed 20-byte hex address, all lower-case, all upper-case or EIP-55 mixed case
     (a mixed-case address with a wrong checksum is a typo, not an address)."""
-    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
+    if not _ADDRESS.fullmatch(value):
         return False
     digits = value[2:]
     return digits in (digits.lower(), digits.upper()) or bool(is_checksum_address(value))

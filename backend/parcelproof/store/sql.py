@@ -16,6 +16,7 @@ from sqlalchemy import (
     Engine,
     Row,
     Select,
+    Table,
     bindparam,
     func,
     insert,
@@ -327,8 +328,8 @@ class SqlStore:
         found: dict[bytes, ShipmentRecord] = {}
         with self._transaction() as s:
             for chunk in _chunks(list(dict.fromkeys(refs))):
-                rows = s.scalars(
-                    select(ShipmentRow).where(
+                rows = s.execute(
+                    select(*ShipmentRow.__table__.columns).where(
                         ShipmentRow.log_id == self._log_id, ShipmentRow.ref.in_(chunk)
                     )
                 )
@@ -339,8 +340,8 @@ class SqlStore:
         found: dict[str, EventRecord] = {}
         with self._transaction() as s:
             for chunk in _chunks(list(dict.fromkeys(event_ids))):
-                rows = s.scalars(
-                    select(EventRow).where(
+                rows = s.execute(
+                    select(*EventRow.__table__.columns).where(
                         EventRow.log_id == self._log_id, EventRow.event_id.in_(chunk)
                     )
                 )
@@ -357,8 +358,8 @@ class SqlStore:
                     .group_by(EventRow.shipment_id)
                     .subquery()
                 )
-                rows = s.scalars(
-                    select(EventRow).join(
+                rows = s.execute(
+                    select(*EventRow.__table__.columns).join(
                         latest,
                         (EventRow.shipment_id == latest.c.shipment_id)
                         & (EventRow.sequence == latest.c.sequence),
@@ -425,9 +426,10 @@ class SqlStore:
                 tips[record.shipment_id] = (count + 1, record.commitment)
                 stored.append(replace(record, leaf_index=size + offset))
             nodes = self._append_nodes(s, size, [h for _, h in items])
-            s.execute(insert(EventRow), [_event_values(r, self._log_id) for r in stored])
+            # Core inserts (the ORM's bulk path cost more than the database's work).
+            s.execute(insert(_EVENTS_TABLE), [_event_values(r, self._log_id) for r in stored])
             for start in range(0, len(nodes), 1000):
-                s.execute(insert(LogNodeRow), nodes[start : start + 1000])
+                s.execute(insert(_NODES_TABLE), nodes[start : start + 1000])
             s.execute(
                 update(LogStateRow)
                 .where(LogStateRow.log_id == self._log_id)
@@ -858,6 +860,8 @@ def _event(row: EventRow | Row[Any]) -> EventRecord:
 # spent 8 ms building a union of checkpoint queries): the hot reads are built once, with
 # bound parameters, per shape.
 
+_EVENTS_TABLE = cast(Table, EventRow.__table__)
+_NODES_TABLE = cast(Table, LogNodeRow.__table__)
 _SHIPMENT_BY_REF = select(*ShipmentRow.__table__.columns).where(
     ShipmentRow.log_id == bindparam("log"), ShipmentRow.ref == bindparam("ref")
 )
