@@ -388,6 +388,15 @@ def serve(
             help="the certificate's unencrypted PEM private key (default: PARCELPROOF_TLS_KEY)",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="API processes sharing the listening socket, to use several cores (default: "
+            "PARCELPROOF_API_WORKERS); the anchoring worker runs in the first only",
+        ),
+    ] = None,
     env_file: EnvFileOption = None,
 ) -> None:
     """Run the courier node's API, with its anchoring worker in a background thread."""
@@ -398,7 +407,13 @@ def serve(
     from parcelproof.settings import load_settings
 
     settings = load_settings(
-        env_file, rpc_url=rpc, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key
+        env_file,
+        rpc_url=rpc,
+        host=host,
+        port=port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        api_workers=workers,
     )
     tls = settings.tls_files()
     expires: datetime | None = None
@@ -416,11 +431,21 @@ def serve(
             "serve needs the JSON-RPC URL of a chain that keeps its state: pass --rpc URL or "
             "set PARCELPROOF_RPC_URL (for a throw-away chain in development: --dev-chain)"
         )
+    if dev_chain and settings.api_workers > 1:
+        raise ConfigurationError("--dev-chain runs one process: its chain lives in it")
     configure_logging(settings.log_level)
     out = _out()
     with contextlib.ExitStack() as stack:
         sock = _listen(settings.host, settings.port)
         stack.callback(sock.close)
+        # More API processes, forked before anything opens a connection or a thread: each
+        # builds its own node and accepts from the same socket (the kernel spreads them).
+        children = _fork_api_processes(settings.api_workers - 1)
+        if children is None:  # in a forked API process: serve only
+            no_worker = True
+            out = Console(file=open(os.devnull, "w"))
+        else:
+            stack.callback(_stop_processes, children)
         token = None
         if dev_chain:
             runtime, token = _dev_chain_node(settings, stack)
@@ -455,6 +480,45 @@ def serve(
         _flush()
         _run_uvicorn(api, sock, tls)
         logging.getLogger("parcelproof.node").info("shutting down")
+
+
+def _fork_api_processes(count: int) -> list[int] | None:
+    """Fork ``count`` more API processes. Returns the children's pids in the first process,
+    None in a child; a child gets SIGTERM when the first process dies."""
+    children: list[int] = []
+    parent = os.getpid()
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            _die_with(parent)
+            return None
+        children.append(pid)
+    return children
+
+
+def _die_with(parent: int) -> None:
+    """Ask Linux to send SIGTERM to this process when its parent exits (prctl
+    PR_SET_PDEATHSIG), so forked API processes never outlive the node."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _stop_processes(pids: list[int]) -> None:
+    """SIGTERM the forked API processes and wait for them (each shuts down gracefully)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
 
 
 def _dev_chain_banner(out: Console, token: str) -> None:

@@ -276,6 +276,13 @@ class Settings(BaseSettings):
     lookup_limit_per_parcel: str = Field(
         default="10/minute", description="lookups of one tracking number (`limits` notation)"
     )
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API processes `serve` runs on its socket (one per core is a good start); "
+        "each keeps its own lookup rate limits and chain-read cache",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     tls_cert: Path | None = Field(
