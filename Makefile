@@ -90,6 +90,16 @@ fmt: setup
 gas: setup
 	$(PY) scripts/gas.py
 
+## The performance benchmark (scripts/bench.py): gas against a naive contract and EAS, the node's
+## ingest, anchoring latency and lookups on PostgreSQL and SQLite, proofs against log size, in
+## one run on one fresh anvil. `bench` rewrites docs/benchmarks.md and docs/benchmarks/*.png;
+## `bench-smoke` is the reduced run, into a temporary directory.
+bench: setup setup-node setup-bench
+	$(PY) scripts/bench.py --write-docs
+
+bench-smoke: setup setup-node setup-bench
+	$(PY) scripts/bench.py --smoke
+
 contracts: setup setup-node
 	$(VENV)/bin/parcelproof contracts build
 
