@@ -11,12 +11,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     CompoundSelect,
     CursorResult,
     Engine,
     Row,
     Select,
     Table,
+    any_,
     bindparam,
     func,
     insert,
@@ -26,6 +28,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -330,7 +333,7 @@ class SqlStore:
             for chunk in _chunks(list(dict.fromkeys(refs))):
                 rows = s.execute(
                     select(*ShipmentRow.__table__.columns).where(
-                        ShipmentRow.log_id == self._log_id, ShipmentRow.ref.in_(chunk)
+                        ShipmentRow.log_id == self._log_id, self._among(ShipmentRow.ref, chunk)
                     )
                 )
                 found.update((r.ref, _shipment(r)) for r in rows)
@@ -342,7 +345,7 @@ class SqlStore:
             for chunk in _chunks(list(dict.fromkeys(event_ids))):
                 rows = s.execute(
                     select(*EventRow.__table__.columns).where(
-                        EventRow.log_id == self._log_id, EventRow.event_id.in_(chunk)
+                        EventRow.log_id == self._log_id, self._among(EventRow.event_id, chunk)
                     )
                 )
                 found.update((r.event_id, _event(r)) for r in rows)
@@ -354,7 +357,9 @@ class SqlStore:
             for chunk in _chunks(list(dict.fromkeys(shipment_ids))):
                 latest = (
                     select(EventRow.shipment_id, func.max(EventRow.sequence).label("sequence"))
-                    .where(EventRow.log_id == self._log_id, EventRow.shipment_id.in_(chunk))
+                    .where(
+                        EventRow.log_id == self._log_id, self._among(EventRow.shipment_id, chunk)
+                    )
                     .group_by(EventRow.shipment_id)
                     .subquery()
                 )
@@ -387,13 +392,14 @@ class SqlStore:
             for chunk in _chunks(shipment_ids):
                 for sid, is_erased in s.execute(
                     select(ShipmentRow.shipment_id, ShipmentRow.wrapped_key_blob.is_(None)).where(
-                        ShipmentRow.log_id == self._log_id, ShipmentRow.shipment_id.in_(chunk)
+                        ShipmentRow.log_id == self._log_id,
+                        self._among(ShipmentRow.shipment_id, chunk),
                     )
                 ):
                     erased[sid] = bool(is_erased)
                 latest = (
                     select(EventRow.shipment_id, func.max(EventRow.sequence).label("sequence"))
-                    .where(EventRow.shipment_id.in_(chunk))
+                    .where(self._among(EventRow.shipment_id, chunk))
                     .group_by(EventRow.shipment_id)
                     .subquery()
                 )
@@ -413,7 +419,9 @@ class SqlStore:
                         "the shipment's details were erased: no event can be recorded for it"
                     )
             for chunk in _chunks(event_ids):
-                taken = s.scalar(select(EventRow.event_id).where(EventRow.event_id.in_(chunk)))
+                taken = s.scalar(
+                    select(EventRow.event_id).where(self._among(EventRow.event_id, chunk))
+                )
                 if taken is not None:
                     raise ConflictError(f"event {taken} already exists")
             stored: list[EventRecord] = []
@@ -686,6 +694,15 @@ class SqlStore:
                 yield
             finally:
                 self._pinned.session = None
+
+    def _among(self, column: Any, values: list[Any]) -> ColumnElement[bool]:
+        """``column IN values``; on PostgreSQL ``= ANY(array)``, one parameter however many
+        values (a 500-value IN list made the driver parse a long statement every time)."""
+        if self._dialect == "postgresql":
+            return cast(
+                ColumnElement[bool], column == any_(bindparam(None, values, ARRAY(column.type)))
+            )
+        return cast(ColumnElement[bool], column.in_(values))
 
     def _transaction(self, *, write: bool = False) -> AbstractContextManager[Session]:
         pinned: Session | None = getattr(self._pinned, "session", None)
