@@ -14,6 +14,7 @@ import statistics
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ UNLIMITED = {
 #: Ingest and lookups run the API as one process per core (``serve --workers 2``); the
 #: accept-to-anchor latency runs on the node's defaults.
 API_WORKERS = 2
+#: Connections the ingest client sends over (two per API process).
+CONNECTIONS = 4
 THROUGHPUT = {**UNLIMITED, "PARCELPROOF_API_WORKERS": str(API_WORKERS)}
 
 
@@ -90,23 +93,19 @@ def measure_ingest(
 ) -> None:
     """Pre-signed events (as scanners upload them) through ``POST /v1/events/bulk``, each
     signature checked by the node; events per second from the first request to the last
-    answer. Two connections send batches in turn, as a courier's upload service would."""
+    answer. Four connections send batches side by side, as a courier's upload service
+    would."""
     chosen = _parcels(s, parcels, max(1, events // parcels), seed)
     stream = interleave(chosen, random.Random(seed))
-    batches = [stream[i : i + batch] for i in range(0, len(stream), batch)]
     auth = {"Authorization": f"Bearer {s.token}"}
     rejected = 0
     lock = threading.Lock()
-    # The events of one parcel must arrive in order: split the batches between two
-    # connections by parcel, so that each parcel's events stay on one connection.
-    lanes: list[list[list[dict[str, Any]]]] = [[], []]
-    for b in batches:
-        halves: list[list[dict[str, Any]]] = [[], []]
-        for e in b:
-            halves[hash(e["tracking_number"]) % 2].append(e)
-        for lane, half in zip(lanes, halves, strict=True):
-            if half:
-                lane.append(half)
+    # The events of one parcel must arrive in order: each parcel's events go over one
+    # connection, in order, in requests of ``batch``.
+    streams: list[list[dict[str, Any]]] = [[] for _ in range(CONNECTIONS)]
+    for e in stream:
+        streams[zlib.crc32(e["tracking_number"].encode()) % CONNECTIONS].append(e)
+    lanes = [[part[i : i + batch] for i in range(0, len(part), batch)] for part in streams]
 
     def send(lane: list[list[dict[str, Any]]]) -> None:
         nonlocal rejected
@@ -355,7 +354,8 @@ def sections(results: Sequence[NodeFigures], plan: NodePlan) -> list[Section]:
             ],
         )
         + f"\n\nPre-signed events of {plan.ingest_parcels:,} parcels in bulk requests of "
-        f"{plan.batch}, over two connections, through `POST /v1/events/bulk` of "
+        f"{plan.batch}, over {CONNECTIONS} connections side by side (each parcel's events "
+        "on one, in order), through `POST /v1/events/bulk` of "
         f"`serve --no-worker --workers {API_WORKERS}` (one API process per core) while its "
         "`anchor-worker` anchors (other settings: the node's defaults). "
         "The node checks every signature (EIP-712, secp256k1 recovery), the agent key's "
