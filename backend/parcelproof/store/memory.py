@@ -127,6 +127,12 @@ class MemoryStore:
         return {s: self._events[s][-1] for s in shipment_ids if self._events.get(s)}
 
     def append_events(self, items: Sequence[tuple[EventRecord, bytes]]) -> list[EventRecord]:
+        return self._append_all(items)
+
+    def append_event(self, record: EventRecord, leaf_hash: bytes) -> EventRecord:
+        return self._append_all([(record, leaf_hash)])[0]
+
+    def _append_all(self, items: Sequence[tuple[EventRecord, bytes]]) -> list[EventRecord]:
         with self._lock:
             # Check everything first, so that a refusal leaves nothing appended.
             tips: dict[str, tuple[int, bytes]] = {}
@@ -153,26 +159,13 @@ class MemoryStore:
                     raise ConflictError(f"event {record.event_id} already exists")
                 ids.add(record.event_id)
                 tips[record.shipment_id] = (count + 1, record.commitment)
-            return [self.append_event(r, h) for r, h in items]
+            return [self._append(r, h) for r, h in items]
 
-    def append_event(self, record: EventRecord, leaf_hash: bytes) -> EventRecord:
-        with self._lock:
-            events = self._events.get(record.shipment_id)
-            if events is None:
-                raise NotFoundError(f"no shipment {record.shipment_id} in this log")
-            if record.shipment_id in self._erasures:
-                raise ShipmentErasedError(
-                    "the shipment's details were erased: no event can be recorded for it"
-                )
-            previous = events[-1].commitment if events else bytes(32)
-            if record.sequence != len(events) or record.previous != previous:
-                raise ConflictError(f"sequence {record.sequence} of this shipment is already taken")
-            if record.event_id in self._by_id:
-                raise ConflictError(f"event {record.event_id} already exists")
-            stored = replace(record, leaf_index=self._log.append_leaf_hash(leaf_hash))
-            events.append(stored)
-            self._by_id[stored.event_id] = stored
-            return stored
+    def _append(self, record: EventRecord, leaf_hash: bytes) -> EventRecord:
+        stored = replace(record, leaf_index=self._log.append_leaf_hash(leaf_hash))
+        self._events[record.shipment_id].append(stored)
+        self._by_id[stored.event_id] = stored
+        return stored
 
     # --- log --------------------------------------------------------------------------------
 
