@@ -13,11 +13,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from parcelproof.api.ratelimit import RateLimitedError
 from parcelproof.core.errors import (
     AgentKeyNotValidError,
+    BatchAbortedError,
     ChainError,
     ConflictError,
     DatabaseUnavailableError,
     DecryptionError,
     Error,
+    EventIdReusedError,
     FormatError,
     KeyStateError,
     NetworkError,
@@ -41,7 +43,9 @@ _MAPPING: list[tuple[type[Error], int, str, str]] = [
     (AuthenticationError, 401, "unauthorized", "Unauthorized"),
     (PermissionDeniedError, 403, "forbidden", "Forbidden"),
     (NotFoundError, 404, "not-found", "Not found"),
+    (EventIdReusedError, 409, "event-id-reused", "Event id already used for another event"),
     (ConflictError, 409, "conflict", "Conflict"),
+    (BatchAbortedError, 424, "batch-aborted", "Not stored: another event of the batch failed"),
     (TransitionError, 422, "illegal-transition", "Illegal status transition"),
     (SignatureError, 422, "bad-signature", "Signature does not verify"),
     (AgentKeyNotValidError, 422, "agent-key-not-valid", "Agent key not valid"),

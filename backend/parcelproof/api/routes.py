@@ -93,11 +93,12 @@ def record_event(
 
 @courier.post("/events/bulk")
 def record_events(body: s.BulkIn, services: Services, _: CanWriteEvents) -> s.BulkOut:
-    """Record up to 1,000 events in order; each gets its own status (not all-or-nothing).
+    """Record up to 1,000 events in order; each gets its own status.
 
     The accepted events are stored in one transaction: when the database stops answering,
     the whole request fails with 503 and none of them is stored; sending the batch again
-    (same event ids) is safe."""
+    (same event ids) is safe. With ``atomic``, one refused event means none is stored: the
+    refused ones carry their problem and the rest answer 424 (batch-aborted)."""
     outcomes = services.node.record_events(
         [
             EventSubmission(
@@ -109,7 +110,8 @@ def record_events(body: s.BulkIn, services: Services, _: CanWriteEvents) -> s.Bu
                 event_id=item.event_id,
             )
             for item in body.events
-        ]
+        ],
+        atomic=body.atomic,
     )
     results: list[s.BulkItem] = []
     for i, outcome in enumerate(outcomes):

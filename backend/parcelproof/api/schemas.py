@@ -72,6 +72,11 @@ class EventOut(Strict):
 
 class BulkIn(Strict):
     events: list[EventIn] = Field(min_length=1, max_length=1000)
+    atomic: bool = Field(
+        default=False,
+        description="all or nothing: when any event is refused none is stored, and the "
+        "events that would have been answer 424 (batch-aborted)",
+    )
 
 
 class BulkItem(Strict):

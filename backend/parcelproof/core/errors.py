@@ -198,6 +198,15 @@ class ConflictError(Error):
     """The request contradicts what is already recorded (e.g. a duplicate)."""
 
 
+class EventIdReusedError(ConflictError):
+    """The event id was already used for a different event (a replay must repeat the body)."""
+
+
+class BatchAbortedError(Error):
+    """Not stored: the event was valid, but another event of its all-or-nothing batch was
+    refused, so none of the batch was stored."""
+
+
 class StoreError(Error):
     """The database failed or refused an operation for a reason other than the input."""
 

@@ -33,9 +33,11 @@ from parcelproof.core.commitment import (
 )
 from parcelproof.core.errors import (
     AgentKeyNotValidError,
+    BatchAbortedError,
     ConflictError,
     DatabaseUnavailableError,
     Error,
+    EventIdReusedError,
     FormatError,
     InconsistentCheckpointError,
     KeyStateError,
@@ -450,7 +452,9 @@ class CourierNode:
                 return _replay(raced, digest)
             raise
 
-    def record_events(self, items: Sequence[EventSubmission]) -> list[Recorded | Error]:
+    def record_events(
+        self, items: Sequence[EventSubmission], *, atomic: bool = False
+    ) -> list[Recorded | Error]:
         """Record many signed events in order, each with its own outcome (a recorded event,
         ``replayed`` when its id and body were stored before, or the error that refused it);
         the same checks as :meth:`record_event`, each event seeing the ones before it.
@@ -459,6 +463,10 @@ class CourierNode:
         failure of the database stores none of them (sending them again is safe). When
         another writer changed one of the same shipments meanwhile, the events are recorded
         one at a time instead, as :meth:`record_event` does.
+
+        ``atomic``: all or nothing. When any event is refused, none is stored and every event
+        that would have been stored answers :class:`BatchAbortedError`; a concurrent writer
+        aborts the batch the same way instead of falling back to one at a time.
         """
         refs = {
             it.tracking_number: shipment_ref(self._shipment_key, it.tracking_number) for it in items
@@ -508,6 +516,9 @@ class CourierNode:
             pending.append(record)
             batch_ids[record.event_id] = record
             outcomes.append(record.event_id)
+        if atomic and any(isinstance(o, Error) for o in outcomes):
+            refused = next(i for i, o in enumerate(outcomes) if isinstance(o, Error))
+            return [_aborted(refused) if isinstance(o, str) else o for o in outcomes]
         if not pending:
             return [o for o in outcomes if not isinstance(o, str)]
         try:
@@ -515,6 +526,12 @@ class CourierNode:
                 [(r, merkle.leaf_hash(r.commitment)) for r in pending]
             )
         except (ConflictError, NotFoundError, ShipmentErasedError):
+            if atomic:
+                log.info("a concurrent writer changed these shipments; the batch is aborted")
+                aborted = BatchAbortedError(
+                    "not stored: another writer changed one of these shipments meanwhile"
+                )
+                return [aborted if isinstance(o, str) else o for o in outcomes]
             log.info("a concurrent writer changed these shipments; recording one at a time")
             return [self._one(it) for it in items]
         stored = {r.event_id: r for r in appended}
@@ -703,6 +720,13 @@ class CourierNode:
             purpose="event",
         )
         return [FieldOpening.from_json(o) for o in json.loads(plain)]
+
+    def current_status(self, shipment: ShipmentRecord, last: EventRecord | None) -> Status | None:
+        """The shipment's status after ``last`` (its latest event; corrections applied), None
+        before any event. Decrypts only status codes; ShipmentErasedError once erased."""
+        if last is None:
+            return None
+        return self._current_status(shipment, self._data_key(shipment), last)
 
     def _current_status(
         self, shipment: ShipmentRecord, data_key: bytes, last: EventRecord | None
@@ -1201,9 +1225,15 @@ def request_digest(
     return hashlib.sha256(jcs.dumps(body)).digest()
 
 
+def _aborted(refused: int) -> BatchAbortedError:
+    return BatchAbortedError(
+        f"not stored: event {refused} of this all-or-nothing batch was refused"
+    )
+
+
 def _replay(existing: EventRecord, digest: bytes) -> EventRecord:
     if not hmac.compare_digest(existing.request_digest, digest):
-        raise ConflictError(f"event id {existing.event_id} was already used for another event")
+        raise EventIdReusedError(f"event id {existing.event_id} was already used for another event")
     return existing
 
 
