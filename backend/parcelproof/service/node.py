@@ -73,7 +73,8 @@ from parcelproof.service.privacy import (
 )
 
 MAX_CLOCK_SKEW = 300
-ERASE_ATTEMPTS = 3  # an erasure retries when an event lands between its read and its write
+ERASE_ATTEMPTS = 10  # an erasure retries when an event lands between its read and its write
+ERASE_BACKOFF = 0.01  # seconds, times a random factor growing with the attempt
 RETENTION_BATCH = 500
 MAX_BACKDATE = 72 * 3600  # scanners offline for up to three days may still upload
 REQUIRED_FIELDS = ("status", "time")
@@ -1131,7 +1132,7 @@ class CourierNode:
         return RetentionResult(cutoff, tuple(erased))
 
     def _erase(self, shipment: ShipmentRecord, reason: str) -> ErasureReceipt:
-        for _ in range(ERASE_ATTEMPTS):
+        for attempt in range(1, ERASE_ATTEMPTS + 1):
             existing = self.store.erasure(shipment.shipment_id)
             if existing is not None:
                 return parse_receipt(existing.receipt)
@@ -1163,7 +1164,10 @@ class CourierNode:
                     record, event_count=count, last_commitment=last_commitment
                 )
             except ConflictError:
-                continue  # an event landed between reading the chain and destroying the key
+                # An event landed between reading the chain and destroying the key: step aside
+                # a little longer each time, so steady traffic cannot starve the erasure.
+                time.sleep(ERASE_BACKOFF * attempt * secrets.SystemRandom().random())
+                continue
             return receipt if stored == record else parse_receipt(stored.receipt)
         raise ConflictError("the shipment kept getting events while it was being erased")
 
