@@ -306,6 +306,18 @@ class Settings(BaseSettings):
         default="https://localhost:8443",
         description="comma-separated page origins staff sign in with passkeys from",
     )
+    webhook_retry_base_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a failed webhook delivery is retried after this many seconds, doubling "
+        "with each failure (plus up to 10% jitter, at most 6 hours)",
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=30, description="attempts before a webhook delivery has failed"
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="how long one webhook attempt may take"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     fault_after_send: Literal["exit"] | None = Field(
         default=None, description="test hook: the worker dies right after a checkpoint is mined"

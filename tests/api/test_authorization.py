@@ -30,7 +30,13 @@ PASSWORD = "a long staff passphrase"
 
 ANYONE = "anyone"  # public: the customer's capability (tracking number + factor) is in the body
 STAFF = "staff"  # any staff session, even one that must still enrol a second factor
-CLIENTS = ("client:shipments:write", "client:events:write", "client:anchor:write", "client:read")
+CLIENTS = (
+    "client:shipments:write",
+    "client:events:write",
+    "client:anchor:write",
+    "client:read",
+    "client:webhooks:manage",
+)
 CALLERS = (
     "anonymous",
     *CLIENTS,
@@ -55,6 +61,7 @@ TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/events/bulk"): frozenset({"client:events:write"}),
     ("POST", "/v1/anchor"): frozenset({"client:anchor:write", "operator", "admin"}),
     ("POST", "/v1/evidence"): frozenset({"client:read", "resolver"}),
+    ("POST", "/v1/epcis/export"): frozenset({"client:read", "resolver"}),
     ("POST", "/v1/privacy/export"): frozenset({"operator", "admin"}),
     ("POST", "/v1/privacy/erase"): frozenset({"operator", "admin"}),
     ("POST", "/v1/staff/login"): frozenset({ANYONE}),
@@ -79,6 +86,20 @@ TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/disputes/{dispute_id}/assign"): frozenset({"resolver"}),
     ("POST", "/v1/disputes/{dispute_id}/comments"): frozenset({"resolver"}),
     ("POST", "/v1/disputes/{dispute_id}/resolve"): frozenset({"resolver"}),
+    ("POST", "/v1/webhooks"): frozenset({"client:webhooks:manage", "operator", "admin"}),
+    ("GET", "/v1/webhooks"): frozenset({"client:webhooks:manage", "operator", "admin"}),
+    ("DELETE", "/v1/webhooks/{webhook_id}"): frozenset(
+        {"client:webhooks:manage", "operator", "admin"}
+    ),
+    ("POST", "/v1/webhooks/{webhook_id}/test"): frozenset(
+        {"client:webhooks:manage", "operator", "admin"}
+    ),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): frozenset(
+        {"client:webhooks:manage", "operator", "admin"}
+    ),
+    ("GET", "/v1/console/overview"): frozenset({"operator", "resolver", "admin"}),
+    ("GET", "/v1/console/shipments"): frozenset({"operator", "resolver", "admin"}),
+    ("GET", "/v1/console/checkpoints"): frozenset({"operator", "resolver", "admin"}),
 }
 
 
@@ -139,6 +160,7 @@ def test_every_route_answers_every_caller_as_the_table_says(api: Api) -> None:
     # Logging out ends the session, so that route goes last.
     for (method, path), entry in sorted(TABLE.items(), key=lambda kv: kv[0][1].endswith("logout")):
         url = path.replace("{user_id}", "0" * 24).replace("{dispute_id}", "0x" + "00" * 32)
+        url = url.replace("{webhook_id}", "wh_" + "0" * 24)
         for caller in CALLERS:
             token = tokens[caller]
             headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -568,7 +568,7 @@ def test_migrations_produce_the_models_schema(sql: Backend) -> None:
     with sql.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
-        assert context.get_current_revision() == "0003"
+        assert context.get_current_revision() == "0004"
         tables = set(inspect(connection).get_table_names())
     assert tables == {*Base.metadata.tables, "alembic_version"}
 

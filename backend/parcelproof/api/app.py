@@ -16,12 +16,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parcelproof import __version__
 from parcelproof.api import privacy_routes, problems
+from parcelproof.api.console_routes import console
 from parcelproof.api.deps import NodeServices
 from parcelproof.api.dispute_routes import disputes
+from parcelproof.api.epcis_routes import epcis
 from parcelproof.api.routes import courier, public
 from parcelproof.api.security import SecurityHeaders, install_cors
 from parcelproof.api.staff_routes import staff
+from parcelproof.api.webhook_routes import webhooks
 from parcelproof.core.encoding import MAX_JSON_DEPTH, json_depth_exceeds
+from parcelproof.service.metrics import NodeCollector
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 log = logging.getLogger("parcelproof.api")
@@ -121,6 +125,9 @@ def create_app(
     app.include_router(privacy_routes.privacy)
     app.include_router(staff)
     app.include_router(disputes)
+    app.include_router(epcis)
+    app.include_router(webhooks)
+    app.include_router(console)
 
     registry = CollectorRegistry()
     requests = Counter(
@@ -132,6 +139,7 @@ def create_app(
     latency = Histogram(
         "parcelproof_http_request_seconds", "HTTP request latency", ["route"], registry=registry
     )
+    registry.register(NodeCollector(services))  # log/audit anchoring gauges (service.metrics)
 
     @app.middleware("http")
     async def observe(

@@ -19,6 +19,7 @@ from parcelproof.service.federation import PeerLookup
 from parcelproof.service.node import CourierNode
 from parcelproof.service.ports import AuditSink
 from parcelproof.service.staff import SESSION_PREFIX, StaffService
+from parcelproof.service.webhooks import WebhookService
 
 
 @dataclass
@@ -36,6 +37,10 @@ class NodeServices:
     #: What customer lookups verify against: a view whose chain reads are a few seconds old
     #: at most (service.chainview); None: ``ledger`` itself.
     lookup_ledger: LedgerView | None = None
+    webhooks: WebhookService | None = None  # signed webhooks; None: webhook routes answer 404
+    #: The anchoring worker's interval (PARCELPROOF_ANCHOR_INTERVAL_SECONDS), which the staff
+    #: console judges the worker's health by; None: the worker's default.
+    anchor_interval_seconds: float | None = None
 
 
 def _services(request: Request) -> NodeServices:
@@ -85,3 +90,5 @@ CanManageStaff = Annotated[Principal, Depends(require("staff:manage"))]
 CanEnrol = Annotated[Principal, Depends(require("mfa:enrol"))]
 CanOpenDisputes = Annotated[Principal, Depends(require("disputes:open"))]
 CanResolve = Annotated[Principal, Depends(require("disputes:resolve"))]
+CanManageWebhooks = Annotated[Principal, Depends(require("webhooks:manage"))]
+CanReadConsole = Annotated[Principal, Depends(require("console:read"))]

@@ -110,6 +110,8 @@ class AuditAction(StrEnum):
     DISPUTE_ASSIGN = "dispute.assign"  # a dispute was assigned to a resolver
     DISPUTE_COMMENT = "dispute.comment"  # a sealed comment was added to a dispute
     DISPUTE_RESOLVE = "dispute.resolve"  # a dispute's outcome was recorded (and on chain)
+    WEBHOOK_CREATE = "webhook.create"  # a webhook subscription was registered
+    WEBHOOK_DELETE = "webhook.delete"  # a webhook subscription was deleted
 
 
 #: Every action name an entry may carry.
@@ -708,9 +710,17 @@ class AuditLog:
         """Heads this node anchored (and learnt from the chain), by increasing size."""
         return self._store.anchors()
 
-    def verify_against(self, anchored_heads: Iterable[AnchoredHead]) -> AuditReport:
-        """:func:`verify` the whole stored log (read in batches) against ``anchored_heads``."""
-        return verify(self._store.iter_entries(), anchored_heads)
+    def verify_against(
+        self,
+        anchored_heads: Iterable[AnchoredHead],
+        on_entry: Callable[[], None] | None = None,
+    ) -> AuditReport:
+        """:func:`verify` the whole stored log (read in batches) against ``anchored_heads``;
+        ``on_entry`` is called once per entry read (a progress bar)."""
+        entries = self._store.iter_entries()
+        if on_entry is not None:
+            entries = _counted(entries, on_entry)
+        return verify(entries, anchored_heads)
 
     def anchor(self, ledger: AuditLedger, *, sender: Any) -> AuditAnchor | None:
         """Anchor the current head if it grew since the chain's latest one; None otherwise.
@@ -823,3 +833,9 @@ def _has_surrogate(text: str) -> bool:
 
 def _short(digest: bytes) -> str:
     return "0x" + digest.hex()
+
+
+def _counted(entries: Iterator[AuditEntry], tick: Callable[[], None]) -> Iterator[AuditEntry]:
+    for e in entries:
+        tick()
+        yield e

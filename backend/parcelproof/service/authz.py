@@ -21,10 +21,14 @@ PERMISSIONS = frozenset(
         "mfa:enrol",
         "disputes:open",
         "disputes:resolve",
+        "webhooks:manage",  # register, list, test and delete signed webhooks
+        "console:read",  # the staff console's overview: anchoring, shipments, checkpoints
     }
 )
 #: The scopes a machine client (role courier-api-client) may hold.
-CLIENT_SCOPES = frozenset({"shipments:write", "events:write", "anchor:write", "read"})
+CLIENT_SCOPES = frozenset(
+    {"shipments:write", "events:write", "anchor:write", "read", "webhooks:manage"}
+)
 
 OPERATOR = "courier-operator"
 RESOLVER = "dispute-resolver"
@@ -45,11 +49,15 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "privacy:erase",
             "mfa:enrol",
             "disputes:open",
+            "console:read",
+            "webhooks:manage",
         }
     ),
     # Reads full evidence and the audit trail; opens, assigns, comments and resolves disputes
     # (the only role that records outcomes); changes no parcel data.
-    RESOLVER: frozenset({"read", "audit:read", "mfa:enrol", "disputes:open", "disputes:resolve"}),
+    RESOLVER: frozenset(
+        {"read", "audit:read", "mfa:enrol", "disputes:open", "disputes:resolve", "console:read"}
+    ),
     # Manages staff, reads the audit trail, answers data-protection requests.
     ADMIN: frozenset(
         {
@@ -59,6 +67,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "privacy:erase",
             "anchor:write",
             "mfa:enrol",
+            "console:read",
+            "webhooks:manage",
         }
     ),
 }

@@ -245,6 +245,24 @@ class Store(Protocol):
         """Checkpoints by increasing size, all or those with ``status``."""
         ...
 
+    # --- the staff console's reads (api/console_routes.py) ---
+
+    def shipment_count(self) -> int:
+        """How many shipments this log holds (erased ones included)."""
+        ...
+
+    def newest_shipments(self, offset: int, limit: int) -> list[ShipmentRecord]:
+        """A page of shipments, newest first (by creation time, then shipment id)."""
+        ...
+
+    def event_at_leaf(self, leaf_index: int) -> EventRecord | None:
+        """The event stored at this leaf of the log, if any."""
+        ...
+
+    def newest_checkpoints(self, limit: int) -> list[CheckpointRecord]:
+        """Up to ``limit`` checkpoints of any status, largest first."""
+        ...
+
 
 class Clock(Protocol):
     """Source of the current Unix time in seconds."""

@@ -35,12 +35,14 @@ from parcelproof.service.keys import AgentKeyDirectory
 from parcelproof.service.node import CourierNode
 from parcelproof.service.privacy import RetentionJob, retention_seconds
 from parcelproof.service.staff import StaffService, WebAuthnConfig
+from parcelproof.service.webhooks import RetryPolicy, WebhookService
 from parcelproof.settings import ConfigurationError, Settings
 from parcelproof.store.audit_sql import SqlAuditStore
 from parcelproof.store.db import make_engine, session_factory, upgrade
 from parcelproof.store.disputes_sql import SqlDisputeStore
 from parcelproof.store.sql import SqlStore
 from parcelproof.store.staff_sql import SqlStaffStore
+from parcelproof.store.webhooks_sql import SqlWebhookStore
 
 log = logging.getLogger("parcelproof.node")
 
@@ -219,6 +221,8 @@ class NodeRuntime:
     worker: AnchorWorker
     services: NodeServices
     audit: AuditLog  # record personal-data reads and privileged actions here
+    #: Signed webhooks; their dispatcher runs next to the anchoring worker (run_worker).
+    webhooks: WebhookService | None = None
     _probe: Web3 | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -277,13 +281,29 @@ class NodeRuntime:
                 "confirmations": policy.confirmations,
             },
         )
+        dispatcher = self._start_dispatcher(stop or self._stop)
         try:
             self.worker.run(stop or self._stop)
         except BaseException as e:
             self._worker_error = e
             log.error("anchoring worker stopped: %s: %s", type(e).__name__, e)
             raise
+        finally:
+            if dispatcher is not None and (stop or self._stop).is_set():
+                dispatcher.join(2 * (self.webhooks.policy.timeout_seconds if self.webhooks else 5))
         log.info("anchoring worker stopped")
+
+    def _start_dispatcher(self, stop: threading.Event) -> threading.Thread | None:
+        """The webhook dispatcher in a thread of its own until ``stop`` is set (a chain
+        outage pauses anchoring, not webhooks). Several dispatchers (another process's
+        worker waiting for the log's lock) are safe: the outbox claims each delivery once."""
+        if self.webhooks is None:
+            return None
+        thread = threading.Thread(
+            target=self.webhooks.run, args=(stop,), name="webhook-dispatcher", daemon=True
+        )
+        thread.start()
+        return thread
 
     def _background(self) -> None:
         try:
@@ -342,6 +362,27 @@ def open_staff(
     )
 
 
+def open_webhooks(
+    settings: Settings,
+    engine: Engine,
+    log_id: bytes,
+    keyring: Keyring,
+    *,
+    audit: AuditLog | None = None,
+) -> WebhookService:
+    """The node's signed webhooks (PARCELPROOF_WEBHOOK_* settings)."""
+    return WebhookService(
+        SqlWebhookStore(session_factory(engine), log_id),
+        keyring,
+        RetryPolicy(
+            base_seconds=settings.webhook_retry_base_seconds,
+            max_attempts=settings.webhook_max_attempts,
+            timeout_seconds=settings.webhook_timeout_seconds,
+        ),
+        audit=audit,
+    )
+
+
 def open_node(settings: Settings, *, web3: Web3 | None = None) -> NodeRuntime:
     """Build a courier node from ``settings``: database (migrated), ledger connection (via
     ``web3`` or ``settings.rpc_url``), the node with the on-chain agent-key directory, and
@@ -386,6 +427,7 @@ def open_node(settings: Settings, *, web3: Web3 | None = None) -> NodeRuntime:
     except BaseException:
         engine.dispose()
         raise
+    webhooks = open_webhooks(settings, engine, chain.courier_id, keyring, audit=audit)
     probe = None
     if settings.rpc_url and web3 is None:
         probe = Web3(HTTPProvider(settings.rpc_url, request_kwargs={"timeout": READY_TIMEOUT}))
@@ -405,6 +447,7 @@ def open_node(settings: Settings, *, web3: Web3 | None = None) -> NodeRuntime:
             staff=open_staff(settings, engine, store.log_id, keyring, audit=audit),
             audit=audit,
             peers=PeerLookup.from_urls(settings.peer_urls()) if settings.peers else None,
+            anchor_interval_seconds=settings.anchor_interval_seconds,  # the console's health
             disputes=DisputeDesk(
                 node,
                 chain.ledger,
@@ -412,7 +455,9 @@ def open_node(settings: Settings, *, web3: Web3 | None = None) -> NodeRuntime:
                 resolver=settings.resolver(),
                 audit=audit,
             ),
+            webhooks=webhooks,
         ),
         audit=audit,
+        webhooks=webhooks,
         _probe=probe,
     )

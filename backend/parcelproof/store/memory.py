@@ -246,6 +246,22 @@ class MemoryStore:
         rows = sorted(self._checkpoints.values(), key=lambda c: c.size)
         return [c for c in rows if status is None or c.status == status]
 
+    # --- the staff console's reads ----------------------------------------------------------
+
+    def shipment_count(self) -> int:
+        return len(self._shipments)
+
+    def newest_shipments(self, offset: int, limit: int) -> list[ShipmentRecord]:
+        rows = sorted(self._shipments.values(), key=lambda r: (r.created_at, r.shipment_id))
+        rows.reverse()
+        return rows[max(offset, 0) :][: max(limit, 0)]
+
+    def event_at_leaf(self, leaf_index: int) -> EventRecord | None:
+        return next((e for e in self._by_id.values() if e.leaf_index == leaf_index), None)
+
+    def newest_checkpoints(self, limit: int) -> list[CheckpointRecord]:
+        return self.checkpoints()[::-1][: max(limit, 0)]
+
     # --- API clients ------------------------------------------------------------------------
 
     def add_api_client(

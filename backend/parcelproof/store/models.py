@@ -350,3 +350,82 @@ class DisputeNoteRow(Base):
     author: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False)
     created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     sealed: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+# --- webhooks (revision 0004) ----------------------------------------------------------------
+
+WEBHOOK_DELIVERY_STATES = ("pending", "retrying", "delivered", "failed", "cancelled")
+
+
+class WebhookSubscriptionRow(Base):
+    """A subscriber's URL, the event types it wants and its signing secret (sealed under the
+    node's key-encryption keyring, never in clear). Deleted subscriptions keep their row (and
+    delivery log) with ``deleted_at`` set."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    subscription_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    log_id: Mapped[bytes] = _log_id()
+    url: Mapped[str] = mapped_column(String(2048), nullable=False)
+    event_types: Mapped[str] = mapped_column(Text, nullable=False)  # comma-separated, sorted
+    description: Mapped[str] = mapped_column(String(200), nullable=False)
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    deleted_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class WebhookDeliveryRow(Base):
+    """One event owed to one subscription (the outbox): its state, attempts and next try. The
+    body is not stored: it is rebuilt from ``source`` (an event id, a checkpoint size) at each
+    attempt, so nothing sealed elsewhere lands here in clear."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id"),
+        CheckConstraint(
+            "state IN ('pending', 'retrying', 'delivered', 'failed', 'cancelled')",
+            name="state_known",  # keep in step with WEBHOOK_DELIVERY_STATES
+        ),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+    )
+
+    delivery_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("webhook_subscriptions.subscription_id"), nullable=False
+    )
+    log_id: Mapped[bytes] = _log_id()
+    event_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    event_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    source: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    next_attempt_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    last_attempt_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class WebhookAttemptRow(Base):
+    """One HTTP attempt of a delivery: when, the answer's status or the error, how long."""
+
+    __tablename__ = "webhook_attempts"
+
+    delivery_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("webhook_deliveries.delivery_id"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class WebhookCursorRow(Base):
+    """How far the webhook dispatcher has turned a log's events (next leaf index) and
+    checkpoints (largest size announced) into deliveries."""
+
+    __tablename__ = "webhook_cursors"
+
+    log_id: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -594,6 +594,42 @@ class SqlStore:
         with self._transaction() as s:
             return [_checkpoint(r) for r in s.scalars(query)]
 
+    # --- the staff console's reads ----------------------------------------------------------
+
+    def shipment_count(self) -> int:
+        with self._transaction() as s:
+            count = s.scalar(
+                select(func.count())
+                .select_from(ShipmentRow)
+                .where(ShipmentRow.log_id == self._log_id)
+            )
+            return int(count or 0)
+
+    def newest_shipments(self, offset: int, limit: int) -> list[ShipmentRecord]:
+        query = (
+            select(*ShipmentRow.__table__.columns)
+            .where(ShipmentRow.log_id == self._log_id)
+            .order_by(ShipmentRow.created_at.desc(), ShipmentRow.shipment_id.desc())
+            .offset(max(offset, 0))
+            .limit(max(limit, 0))
+        )
+        with self._transaction() as s:
+            return [_shipment(r) for r in s.execute(query)]
+
+    def event_at_leaf(self, leaf_index: int) -> EventRecord | None:
+        with self._transaction() as s:
+            row = s.execute(
+                select(*EventRow.__table__.columns).where(
+                    EventRow.log_id == self._log_id, EventRow.leaf_index == leaf_index
+                )
+            ).one_or_none()
+            return None if row is None else _event(row)
+
+    def newest_checkpoints(self, limit: int) -> list[CheckpointRecord]:
+        query = self._checkpoint_query().order_by(CheckpointRow.size.desc()).limit(max(limit, 0))
+        with self._transaction() as s:
+            return [_checkpoint(r) for r in s.scalars(query)]
+
     # --- API clients ------------------------------------------------------------------------
 
     def add_api_client(

@@ -4,6 +4,8 @@
 // The session token is kept in the `session` variable below and nowhere else: never in cookies,
 // localStorage or sessionStorage, so reloading or closing the page forgets it.
 
+import { startConsole, stopConsole } from './console.js';
+
 const $ = (id) => document.getElementById(id);
 const METHOD_NAMES = { totp: 'authenticator app', passkey: 'passkey', 'recovery-code': 'recovery code' };
 
@@ -208,6 +210,7 @@ function drop() {
   clearTimer(pending);
   session = null;
   pending = null;
+  stopConsole();
   hideTotpSetup();
   for (const id of ['password', 'totp-login-code', 'recovery-login-code', 'totp-confirm-code']) $(id).value = '';
   show('login', 'username');
@@ -246,6 +249,9 @@ async function showAccount(focus) {
   $('totp-start').hidden = totp || !$('totp-setup').hidden;
   if (totp) hideTotpSetup();
   show('account', focus);
+  // The courier console, for sessions that may do more than enrol a second factor.
+  if (session.enrolRequired) stopConsole();
+  else startConsole((path) => api(path, { method: 'GET', auth: true }));
 }
 
 function showRecoveryCodes(codes) {
