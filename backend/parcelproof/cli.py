@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import io
 import ipaddress
 import logging
 import os
@@ -26,7 +27,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from parcelproof import cli_devnet, cli_verify
+from parcelproof import cli_devnet, cli_ops, cli_verify
 from parcelproof.core.errors import Error, FormatError, NetworkError
 from parcelproof.service.audit import AuditAction
 from parcelproof.settings import ConfigurationError
@@ -807,7 +808,7 @@ def token_issue(
         list[str],
         typer.Option(
             "--scope",
-            help="repeatable: shipments:write, events:write, anchor:write, read",
+            help="repeatable: shipments:write, events:write, anchor:write, read, webhooks:manage",
         ),
     ],
     env_file: EnvFileOption = None,
@@ -880,15 +881,20 @@ def keys_rotate(env_file: EnvFileOption = None) -> None:
     """Re-wrap every shipment's data key under the active key (no data is re-encrypted).
     Afterwards the old keys can be removed from PARCELPROOF_KEYRING."""
     from parcelproof.service.keyrotation import rotate
-    from parcelproof.service.wiring import open_staff, open_store
+    from parcelproof.service.wiring import open_staff, open_store, open_webhooks
     from parcelproof.settings import load_settings
 
     settings = load_settings(env_file)
     settings.require("keyring")
     engine, store = open_store(settings)
     try:
-        result = rotate(store, settings.node_keyring())
+        with progress_bar() as bar:
+            task = bar.add_task("re-wrapping data keys", total=None)
+            result = rotate(store, settings.node_keyring(), lambda: bar.advance(task))
         staff_secrets = open_staff(
+            settings, engine, store.log_id, settings.node_keyring()
+        ).rewrap_secrets()
+        webhook_secrets = open_webhooks(
             settings, engine, store.log_id, settings.node_keyring()
         ).rewrap_secrets()
         _audit(
@@ -899,6 +905,7 @@ def keys_rotate(env_file: EnvFileOption = None) -> None:
             {
                 "rewrapped": result.rewrapped,
                 "staff_secrets": staff_secrets,
+                "webhook_secrets": webhook_secrets,
                 "from_kids": ",".join(result.from_kids),
             },
         )
@@ -907,7 +914,8 @@ def keys_rotate(env_file: EnvFileOption = None) -> None:
     old = ", ".join(result.from_kids) or "none"
     _out().print(
         f"re-wrapped {result.rewrapped} data keys under {settings.node_keyring().active_kid} "
-        f"(from: {old}); re-sealed {staff_secrets} staff TOTP secrets"
+        f"(from: {old}); re-sealed {staff_secrets} staff TOTP secrets and "
+        f"{webhook_secrets} webhook signing secrets"
     )
 
 
@@ -1038,6 +1046,276 @@ def agent_record(
         f"sequence {event['sequence']}, leaf {event['leaf_index']}, "
         f"signed by {signer.address}"
     )
+
+
+class _ImportFatalError(Error):
+    """The node refused the import as a whole (credentials, scope): nothing more is tried."""
+
+
+class _HttpImportApi:
+    """The node's API as :func:`parcelproof.service.importer.run_import` calls it."""
+
+    def __init__(self, client: httpx.Client, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._client = client
+        self._sleep = sleep
+
+    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        import httpx
+
+        from parcelproof.chain.devnet import redact
+        from parcelproof.service.importer import ImportInterruptedError
+
+        for _ in range(10):
+            try:
+                response = self._client.post(path, json=body)
+            except httpx.HTTPError as e:
+                raise ImportInterruptedError(
+                    redact(f"cannot reach the API at {self._client.base_url}: {type(e).__name__}")
+                ) from None
+            if response.status_code != 429:
+                break
+            self._sleep(min(float(response.headers.get("retry-after", "1") or 1), 30.0))
+        if response.status_code in (401, 403):
+            raise _ImportFatalError(f"the node refused the token: {_problem_of(response).detail}")
+        if response.status_code >= 500 or response.status_code == 429:
+            problem = _problem_of(response)
+            raise ImportInterruptedError(
+                f"the node answered {response.status_code} ({problem.detail or problem.kind})"
+            )
+        return response
+
+    def context(self, tracking_number: str) -> Any:
+        from parcelproof.service.importer import context_from_json
+
+        response = self._post("/v1/shipments/context", {"tracking_number": tracking_number})
+        if response.status_code >= 400:
+            return _problem_of(response)
+        return context_from_json(response.json())
+
+    def bulk(self, events: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+        from parcelproof.service.importer import Problem
+
+        response = self._post("/v1/events/bulk", {"events": events, "atomic": True})
+        if response.status_code >= 400:
+            raise _ImportFatalError(f"the node refused the batch: {_problem_of(response).detail}")
+        out: list[tuple[int, Any]] = []
+        for item in response.json()["results"]:
+            p = item.get("problem")
+            problem = (
+                Problem(str(p.get("type", "")).rsplit(":", 1)[-1], str(p.get("detail", "")))
+                if isinstance(p, dict)
+                else None
+            )
+            out.append((int(item["status"]), problem))
+        return out
+
+
+def _problem_of(response: httpx.Response) -> Any:
+    from parcelproof.service.importer import Problem
+
+    try:
+        body = response.json()
+        kind = str(body.get("type", "")).rsplit(":", 1)[-1]
+        detail = str(body.get("detail") or body.get("title") or "")
+    except (ValueError, AttributeError):
+        kind, detail = "", ""
+    return Problem(kind or f"http-{response.status_code}", detail or f"HTTP {response.status_code}")
+
+
+def progress_bar() -> Any:
+    """A rich progress bar on stderr (drawn only on a terminal, so pipes and logs stay clean)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+
+
+@app.command("import")
+@_guarded
+def import_events(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV (.csv), JSON Lines (.jsonl) or an EPCIS 2.0 document (.json); - for stdin",
+            allow_dash=True,
+        ),
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="csv, jsonl or epcis (default: from the file name)",
+            autocompletion=lambda: ["csv", "jsonl", "epcis"],
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="check the rows and look the shipments up; send nothing"),
+    ] = False,
+    rejects: Annotated[
+        Path | None,
+        typer.Option("--rejects", help="write every rejected row (where, reason) to this CSV"),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    api: Annotated[
+        str | None, typer.Option("--api", help="node API URL (default: PARCELPROOF_API_URL)")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", help="bearer token with events:write (default: PARCELPROOF_API_TOKEN)"
+        ),
+    ] = None,
+    agent_key: Annotated[
+        str | None,
+        typer.Option(
+            "--agent-key", help="hex private key of the agent (default: PARCELPROOF_AGENT_KEY)"
+        ),
+    ] = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Import milestones in bulk, signed with the agent's key: each shipment's rows are stored
+    all together or not at all, and a summary lists every rejected row with its reason.
+
+    Exit 0 when every row is stored (or was by an earlier run), 1 when some were rejected,
+    2 when the import could not start, 3 when the node stopped answering midway (run the
+    same command again: what is stored is recognised, the rest is sent)."""
+    import json as jsonlib
+
+    import httpx
+
+    from parcelproof.service import importer
+    from parcelproof.service.agent import Agent
+    from parcelproof.settings import load_agent_settings, parse_hex32
+
+    if fmt is not None and fmt not in importer.FORMATS:
+        raise FormatError(f"--format must be one of {', '.join(importer.FORMATS)}")
+    cfg = load_agent_settings(env_file, api_url=api, api_token=token, agent_key=agent_key)
+    if cfg.api_token is None or not cfg.api_token.get_secret_value():
+        raise ConfigurationError("missing API token: --token or PARCELPROOF_API_TOKEN")
+    if cfg.agent_key is None:
+        raise ConfigurationError("missing agent key: --agent-key or PARCELPROOF_AGENT_KEY")
+    signer = Agent(parse_hex32(cfg.agent_key.get_secret_value(), "the agent key"))
+    stdin = str(path) == "-"
+    kind: importer.Format = (
+        fmt if fmt is not None else ("jsonl" if stdin else importer.detect_format(path.name))
+    )
+    try:
+        if stdin:
+            text = sys.stdin.buffer.read().decode("utf-8-sig")
+        else:
+            text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"the file is not UTF-8 (byte {e.start})") from None
+    except OSError as e:
+        raise FormatError(f"cannot read {path}: {e.strerror}") from None
+    items = list(importer.read(kind, io.StringIO(text, newline="")))
+    summary = importer.Summary()
+    headers = {"Authorization": f"Bearer {cfg.api_token.get_secret_value()}"}
+    started = time.monotonic()
+    interrupted: str | None = None
+    with (
+        httpx.Client(base_url=cfg.api_url, headers=headers, timeout=60.0) as client,
+        progress_bar() as bar,
+    ):
+        checking = bar.add_task("checking rows", total=len(items))
+        sending = bar.add_task(
+            "looking shipments up" if dry_run else "importing",
+            total=sum(1 for i in items if isinstance(i, importer.Row)),
+        )
+        try:
+            importer.run_import(
+                _HttpImportApi(client),
+                signer,
+                items,
+                summary=summary,
+                on_read=lambda n: bar.advance(checking, n),
+                on_sent=lambda n: bar.advance(sending, n),
+                dry_run=dry_run,
+            )
+        except importer.ImportInterruptedError as e:
+            interrupted = str(e)
+    elapsed = time.monotonic() - started
+    if rejects is not None:
+        import csv
+
+        with rejects.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["where", "reason"])
+            writer.writerows((r.where, r.reason) for r in summary.rejected)
+    if json_output:
+        typer.echo(
+            jsonlib.dumps(
+                {
+                    "rows": summary.read,
+                    "accepted": summary.accepted,
+                    "already_imported": summary.already,
+                    "rejected": [{"where": r.where, "reason": r.reason} for r in summary.rejected],
+                    "not_attempted": summary.not_attempted,
+                    "dry_run": dry_run,
+                    "interrupted": interrupted,
+                    "seconds": round(elapsed, 3),
+                },
+                indent=2,
+            )
+        )
+    else:
+        _print_import_summary(_out(), summary, elapsed, dry_run=dry_run, shown=20)
+    if interrupted is not None:
+        _print_error(
+            f"{interrupted}; {summary.not_attempted:,} row(s) not sent. Run the same command "
+            "again: rows already stored are recognised by their event ids"
+        )
+        raise typer.Exit(3)
+    raise typer.Exit(1 if summary.rejected else 0)
+
+
+def _print_import_summary(
+    out: Console, summary: Any, elapsed: float, *, dry_run: bool, shown: int
+) -> None:
+    from rich.table import Table
+
+    table = Table(title="dry run: nothing was sent" if dry_run else "import summary")
+    table.add_column("rows", justify="left")
+    table.add_column("count", justify="right")
+    table.add_row("read", f"{summary.read:,}")
+    table.add_row("would be imported" if dry_run else "imported", f"{summary.accepted:,}")
+    table.add_row("already imported", f"{summary.already:,}")
+    table.add_row("rejected", f"{len(summary.rejected):,}")
+    if summary.not_attempted:
+        table.add_row("not sent (interrupted)", f"{summary.not_attempted:,}")
+    out.print(table)
+    rate = summary.accepted / elapsed if elapsed > 0 else 0.0
+    out.print(f"in {elapsed:.1f} s ({rate:,.0f} rows/s)", markup=False)
+    if summary.rejected:
+        rows = Table(title="rejected rows", show_lines=False)
+        rows.add_column("where")
+        rows.add_column("reason")
+        for r in summary.rejected[:shown]:
+            rows.add_row(Text(r.where), Text(r.reason))
+        out.print(rows)
+        if len(summary.rejected) > shown:
+            out.print(
+                f"… and {len(summary.rejected) - shown:,} more (--rejects FILE writes them all)",
+                markup=False,
+            )
 
 
 @agent_app.command("register")
@@ -1256,7 +1534,10 @@ def audit_verify(rpc: NodeRpcOption = None, env_file: EnvFileOption = None) -> N
         heads.append(latest)  # the view is the truth should the event logs be incomplete
     engine = open_database(settings.database())
     try:
-        report = audit_log(engine, courier_id).verify_against(heads)
+        log = audit_log(engine, courier_id)
+        with progress_bar() as bar:
+            task = bar.add_task("verifying audit entries", total=log.head()[0])
+            report = log.verify_against(heads, lambda: bar.advance(task))
     finally:
         engine.dispose()
 
@@ -2012,6 +2293,7 @@ def consortium_revoke_resolver(
 
 
 app.add_typer(cli_devnet.devnet_app, name="devnet")
+app.add_typer(cli_ops.db_app, name="db")
 for _command in (cli_devnet.up, cli_devnet.down, cli_devnet.status, cli_devnet.reset):
     cli_devnet.devnet_app.command(_command.__name__)(_guarded(_command))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,7 +26,11 @@ class RotationResult:
     from_kids: tuple[str, ...]
 
 
-def rotate(store: WrappedKeyStore, keyring: envelope.Keyring) -> RotationResult:
+def rotate(
+    store: WrappedKeyStore,
+    keyring: envelope.Keyring,
+    on_key: Callable[[], None] = lambda: None,
+) -> RotationResult:
     """Re-wrap every data key not yet under ``keyring.active_kid``; ciphertexts are untouched.
 
     Idempotent: a second run finds nothing to do. Afterwards the old key-encryption keys can
@@ -36,4 +41,5 @@ def rotate(store: WrappedKeyStore, keyring: envelope.Keyring) -> RotationResult:
         store.set_wrapped_key(shipment_id, envelope.rewrap(keyring, wrapped, shipment_id))
         kids.add(wrapped.kid)
         done += 1
+        on_key()
     return RotationResult(done, tuple(sorted(kids)))
