@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from sqlalchemy import Engine
 
+    from parcelproof.service.agent import Agent
     from parcelproof.service.wiring import NodeRuntime
     from parcelproof.settings import Settings
 
@@ -922,6 +923,21 @@ def keys_rotate(env_file: EnvFileOption = None) -> None:
 # --- agent ----------------------------------------------------------------------------------
 
 
+ApiUrlOption = Annotated[
+    str | None, typer.Option("--api", help="node API URL (default: PARCELPROOF_API_URL)")
+]
+EventsTokenOption = Annotated[
+    str | None,
+    typer.Option("--token", help="bearer token with events:write (default: PARCELPROOF_API_TOKEN)"),
+]
+AgentKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--agent-key", help="hex private key of the agent (default: PARCELPROOF_AGENT_KEY)"
+    ),
+]
+
+
 class _ApiProblem(Exception):
     """The node answered with a problem: shown as ``error: title: detail``, exit 1."""
 
@@ -952,6 +968,23 @@ def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, An
     return parsed
 
 
+def _agent_config(
+    env_file: Path | None, api: str | None, token: str | None, agent_key: str | None
+) -> tuple[str, dict[str, str], Agent]:
+    """The node's API URL, the bearer header and the agent's signer, from the options or the
+    environment; ConfigurationError naming what is missing."""
+    from parcelproof.service.agent import Agent
+    from parcelproof.settings import load_agent_settings, parse_hex32
+
+    cfg = load_agent_settings(env_file, api_url=api, api_token=token, agent_key=agent_key)
+    if cfg.api_token is None or not cfg.api_token.get_secret_value():
+        raise ConfigurationError("missing API token: --token or PARCELPROOF_API_TOKEN")
+    if cfg.agent_key is None:
+        raise ConfigurationError("missing agent key: --agent-key or PARCELPROOF_AGENT_KEY")
+    signer = Agent(parse_hex32(cfg.agent_key.get_secret_value(), "the agent key"))
+    return cfg.api_url, {"Authorization": f"Bearer {cfg.api_token.get_secret_value()}"}, signer
+
+
 def _fields(status: str, place: str | None, extra: list[str]) -> dict[str, Any]:
     fields: dict[str, Any] = {"status": status}
     if place:
@@ -976,21 +1009,9 @@ def agent_record(
     field: Annotated[
         list[str] | None, typer.Option("--field", help="repeatable extra field name=value")
     ] = None,
-    api: Annotated[
-        str | None, typer.Option("--api", help="node API URL (default: PARCELPROOF_API_URL)")
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token", help="bearer token with events:write (default: PARCELPROOF_API_TOKEN)"
-        ),
-    ] = None,
-    agent_key: Annotated[
-        str | None,
-        typer.Option(
-            "--agent-key", help="hex private key of the agent (default: PARCELPROOF_AGENT_KEY)"
-        ),
-    ] = None,
+    api: ApiUrlOption = None,
+    token: EventsTokenOption = None,
+    agent_key: AgentKeyOption = None,
     event_time: Annotated[
         int | None, typer.Option("--time", help="unix time of the event (default: now)")
     ] = None,
@@ -999,30 +1020,15 @@ def agent_record(
     """Sign a milestone with the agent's key (EIP-712) and record it on the node."""
     import httpx
 
-    from parcelproof.core.eip712 import Domain
-    from parcelproof.service.agent import Agent
-    from parcelproof.service.node import EventContext
-    from parcelproof.settings import load_agent_settings, parse_hex32
+    from parcelproof.service.importer import context_from_json
 
-    cfg = load_agent_settings(env_file, api_url=api, api_token=token, agent_key=agent_key)
-    if cfg.api_token is None or not cfg.api_token.get_secret_value():
-        raise ConfigurationError("missing API token: --token or PARCELPROOF_API_TOKEN")
-    if cfg.agent_key is None:
-        raise ConfigurationError("missing agent key: --agent-key or PARCELPROOF_AGENT_KEY")
-    signer = Agent(parse_hex32(cfg.agent_key.get_secret_value(), "the agent key"))
+    api_url, headers, signer = _agent_config(env_file, api, token, agent_key)
     fields = _fields(status, place, field or [])
     at = int(time.time()) if event_time is None else event_time
-    headers = {"Authorization": f"Bearer {cfg.api_token.get_secret_value()}"}
     try:
-        with httpx.Client(base_url=cfg.api_url, headers=headers, timeout=30.0) as client:
+        with httpx.Client(base_url=api_url, headers=headers, timeout=30.0) as client:
             c = _post(client, "/v1/shipments/context", {"tracking_number": tracking_number})
-            context = EventContext(
-                domain=Domain(chain_id=c["chain_id"], verifying_contract=c["verifying_contract"]),
-                log_id=bytes.fromhex(c["log_id"][2:]),
-                shipment=bytes.fromhex(c["shipment"][2:]),
-                sequence=c["sequence"],
-                previous=bytes.fromhex(c["previous"][2:]),
-            )
+            context = context_from_json(c)
             openings, signature = signer.sign(context, fields, at)
             event = _post(
                 client,
@@ -1174,21 +1180,9 @@ def import_events(
         typer.Option("--rejects", help="write every rejected row (where, reason) to this CSV"),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
-    api: Annotated[
-        str | None, typer.Option("--api", help="node API URL (default: PARCELPROOF_API_URL)")
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token", help="bearer token with events:write (default: PARCELPROOF_API_TOKEN)"
-        ),
-    ] = None,
-    agent_key: Annotated[
-        str | None,
-        typer.Option(
-            "--agent-key", help="hex private key of the agent (default: PARCELPROOF_AGENT_KEY)"
-        ),
-    ] = None,
+    api: ApiUrlOption = None,
+    token: EventsTokenOption = None,
+    agent_key: AgentKeyOption = None,
     env_file: EnvFileOption = None,
 ) -> None:
     """Import milestones in bulk, signed with the agent's key: each shipment's rows are stored
@@ -1202,17 +1196,10 @@ def import_events(
     import httpx
 
     from parcelproof.service import importer
-    from parcelproof.service.agent import Agent
-    from parcelproof.settings import load_agent_settings, parse_hex32
 
     if fmt is not None and fmt not in importer.FORMATS:
         raise FormatError(f"--format must be one of {', '.join(importer.FORMATS)}")
-    cfg = load_agent_settings(env_file, api_url=api, api_token=token, agent_key=agent_key)
-    if cfg.api_token is None or not cfg.api_token.get_secret_value():
-        raise ConfigurationError("missing API token: --token or PARCELPROOF_API_TOKEN")
-    if cfg.agent_key is None:
-        raise ConfigurationError("missing agent key: --agent-key or PARCELPROOF_AGENT_KEY")
-    signer = Agent(parse_hex32(cfg.agent_key.get_secret_value(), "the agent key"))
+    api_url, headers, signer = _agent_config(env_file, api, token, agent_key)
     stdin = str(path) == "-"
     kind: importer.Format = (
         fmt if fmt is not None else ("jsonl" if stdin else importer.detect_format(path.name))
@@ -1228,11 +1215,10 @@ def import_events(
         raise FormatError(f"cannot read {path}: {e.strerror}") from None
     items = list(importer.read(kind, io.StringIO(text, newline="")))
     summary = importer.Summary()
-    headers = {"Authorization": f"Bearer {cfg.api_token.get_secret_value()}"}
     started = time.monotonic()
     interrupted: str | None = None
     with (
-        httpx.Client(base_url=cfg.api_url, headers=headers, timeout=60.0) as client,
+        httpx.Client(base_url=api_url, headers=headers, timeout=60.0) as client,
         progress_bar() as bar,
     ):
         checking = bar.add_task("checking rows", total=len(items))

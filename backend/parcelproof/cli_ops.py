@@ -444,16 +444,9 @@ def db_backup(
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    from parcelproof.cli import _write_private as write_private
+
+    write_private(path, text, force=True)  # the caller checked --force for dump and manifest
 
 
 # --- restore --------------------------------------------------------------------------------
