@@ -133,6 +133,17 @@ def _out() -> Console:
     return Console(soft_wrap=True, highlight=False)
 
 
+@contextlib.contextmanager
+def _working(message: str) -> Iterator[None]:
+    """A spinner with ``message`` on stderr while a long step runs (only on a terminal)."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(message):
+        yield
+
+
 # --- demo, contracts, deploy ----------------------------------------------------------------
 
 
@@ -179,7 +190,8 @@ def contracts_build() -> None:
 
     console = Console()
     try:
-        written = solc.write_artifacts()
+        with _working("compiling contracts/ with the pinned solc"):
+            written = solc.write_artifacts()
     except Error as e:
         raise _fail(console, e) from e
     for path in written:
@@ -193,7 +205,8 @@ def contracts_check() -> None:
 
     console = Console()
     try:
-        stale = solc.check_artifacts()
+        with _working("compiling contracts/ with the pinned solc"):
+            stale = solc.check_artifacts()
     except Error as e:
         raise _fail(console, e) from e
     if stale:
@@ -1761,7 +1774,8 @@ def privacy_retention(
             _out().print("retention is off (PARCELPROOF_RETENTION_DAYS=0): nothing erased")
             return
         node = runtime.node
-        result = node.erase_expired(node.clock.now(), retention_seconds(days), dry_run=dry_run)
+        with _working("finding (and erasing) shipments past retention"):
+            result = node.erase_expired(node.clock.now(), retention_seconds(days), dry_run=dry_run)
         if not dry_run:
             for shipment_id in result.erased:
                 runtime.audit.record(
@@ -1924,7 +1938,8 @@ def monitor(
         return analyse(snapshot, policy, max(int(time.time()), snapshot.block_time))
 
     out = _out()
-    report = run()
+    with _working("reading the ledger's history"):
+        report = run()
     if once:
         if json_output:
             typer.echo(json.dumps(report.to_json(), indent=2))

@@ -178,16 +178,15 @@ def test_a_node_that_is_down_exits_3_and_says_to_run_again(node: Node, tmp_path:
     assert "3 row(s) not sent. Run the same command again" in result.output
 
 
-def test_a_terminal_shows_the_progress_bar(node: Node, tmp_path: Path) -> None:
-    file = _csv(tmp_path / "events.csv", node.courier.now, GOOD)
+def _on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``args`` with stdout and stderr on a pseudo-terminal; its exit code and screen."""
     primary, secondary = pty.openpty()
-    env = {**os.environ, **node.env(), "COLUMNS": "120", "TERM": "xterm"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "parcelproof", "import", str(file)],
+        args,
         stdin=subprocess.DEVNULL,
         stdout=secondary,
         stderr=secondary,
-        env=env,
+        env={**os.environ, **env, "COLUMNS": "120", "TERM": "xterm"},
     )
     os.close(secondary)
     chunks: list[bytes] = []
@@ -205,11 +204,40 @@ def test_a_terminal_shows_the_progress_bar(node: Node, tmp_path: Path) -> None:
         elif proc.poll() is not None:
             break
     os.close(primary)
-    assert proc.wait(timeout=30) == 0
-    screen = b"".join(chunks).decode("utf-8", "replace")
+    return proc.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_a_terminal_shows_the_progress_bar(node: Node, tmp_path: Path) -> None:
+    file = _csv(tmp_path / "events.csv", node.courier.now, GOOD)
+    code, screen = _on_terminal(
+        [sys.executable, "-m", "parcelproof", "import", str(file)], node.env()
+    )
+    assert code == 0, screen
     assert "checking rows" in screen and "importing" in screen
     assert "3/3" in screen and "━" in screen  # the bar, full
     assert "import summary" in screen
+    # Not on a terminal: no bar, only the summary.
+    piped = subprocess.run(
+        [sys.executable, "-m", "parcelproof", "import", str(file), "--json"],
+        env={**os.environ, **node.env()},
+        capture_output=True,
+        text=True,
+    )
+    assert piped.returncode == 0 and piped.stderr == ""
+    assert json.loads(piped.stdout)["already_imported"] == 3
+
+
+def test_long_steps_show_a_spinner_on_a_terminal_only() -> None:
+    script = (
+        "import time\n"
+        "from parcelproof.cli import _working\n"
+        "with _working('compiling'):\n"
+        "    time.sleep(0.5)\n"
+    )
+    code, screen = _on_terminal([sys.executable, "-c", script], {})
+    assert code == 0 and "compiling" in screen
+    piped = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert piped.returncode == 0 and piped.stdout == piped.stderr == ""
 
 
 def test_shell_completion_names_commands_and_formats() -> None:
