@@ -280,12 +280,22 @@ class BulkClient:
         self.stats = IngestStats()
         self.answers: list[tuple[float, int, str, float]] = []  # (at, status, type, seconds)
 
-    def run(self, events: list[dict[str, Any]], deadline: float) -> IngestStats:
+    def run(
+        self,
+        events: list[dict[str, Any]],
+        deadline: float,
+        hold_last: Callable[[], bool] | None = None,
+    ) -> IngestStats:
+        """Send ``events``; with ``hold_last``, the last batch waits until it says True (so a
+        slow machine still sees the chaos it is meant to, however long restarts take)."""
         auth = {"Authorization": f"Bearer {self.system.token}"}
         i = 0
         while i < len(events):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"ingest did not finish: {i} of {len(events)} sent")
+            if hold_last is not None and i + self.batch >= len(events) and not hold_last():
+                time.sleep(0.1)
+                continue
             chunk = events[i : i + self.batch]
             url = self.system.api.url
             sent_at = time.monotonic()
@@ -538,8 +548,10 @@ def kill9_round(
     pace: float = 0.0,
     verify_every: int = 1,
     timeout: float = 900.0,
+    until: Callable[[Counter[str]], bool] | None = None,
 ) -> tuple[Outcome, IngestStats, Counter[str]]:
-    """One seeded round: set up, ingest under kill -9 chaos, then check nothing was lost."""
+    """One seeded round: set up, ingest under kill -9 chaos, then check nothing was lost.
+    ``until``: the last batch is held until the chaos's kills satisfy it."""
     rng = random.Random(seed)
     t0 = time.monotonic()
     system = system_factory()
@@ -551,7 +563,8 @@ def kill9_round(
         bulk = BulkClient(system, batch, pace=pace)
         t1 = time.monotonic()
         with Chaos(system, random.Random(rng.getrandbits(64)), every=every) as chaos:
-            stats = bulk.run(ordered, time.monotonic() + timeout)
+            held = None if until is None else (lambda: until(chaos.kills))
+            stats = bulk.run(ordered, time.monotonic() + timeout, hold_last=held)
         t2 = time.monotonic()
         assert not stats.refused, f"the node refused events: {stats.refused[:3]}"
         wait_until_anchored(system, timeout=120.0)
