@@ -366,3 +366,22 @@ def test_wrapped_key_json_is_parsed_strictly(
 ) -> None:
     with pytest.raises(error, match=message):
         WrappedKey.from_json(obj)
+
+
+def test_sealed_secrets_open_only_for_their_owner_and_purpose() -> None:
+    old = Keyring([KEK_A], "kek-a")
+    blob = envelope.seal_secret(old, "webhook-1", "whsec_abc", purpose="webhook-secret")
+    assert b"whsec_abc" not in blob
+    assert envelope.open_secret(old, "webhook-1", blob, purpose="webhook-secret") == "whsec_abc"
+    with pytest.raises(DecryptionError):
+        envelope.open_secret(old, "webhook-2", blob, purpose="webhook-secret")
+    with pytest.raises(DecryptionError):
+        envelope.open_secret(old, "webhook-1", blob, purpose="totp")
+    with pytest.raises(FormatError, match="sealed secret is malformed"):
+        envelope.open_secret(old, "webhook-1", b'{"key": 1}', purpose="webhook-secret")
+    # Rotation: a ring with a new active key still opens it while it holds the old one.
+    both = Keyring([KEK_A, KEK_B], "kek-b")
+    assert envelope.open_secret(both, "webhook-1", blob, purpose="webhook-secret") == "whsec_abc"
+    with pytest.raises(UnknownKeyError):
+        only_new = Keyring([KEK_B], "kek-b")
+        envelope.open_secret(only_new, "webhook-1", blob, purpose="webhook-secret")

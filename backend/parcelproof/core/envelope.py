@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import secrets
 from collections.abc import Callable, Iterable
@@ -255,6 +256,31 @@ def open_sealed(
         "sealed blob does not authenticate: wrong key, another shipment, event or purpose, "
         "or tampering",
     )
+
+
+def seal_secret(keyring: Keyring, owner: str, secret: str, *, purpose: str) -> bytes:
+    """A small secret (a TOTP seed, a webhook signing secret) sealed under a fresh data key
+    wrapped by the keyring, bound to ``owner`` and ``purpose``: a JSON blob of the wrapped
+    key and the ciphertext, so ``keys rotate`` can re-wrap it without knowing what it is."""
+    data_key = new_data_key()
+    wrapped = wrap_data_key(keyring, data_key, owner)
+    sealed = seal(data_key, secret.encode(), shipment_id=owner, event_id="", purpose=purpose)
+    blob = {"key": wrapped.to_json(), "secret": base64.b64encode(sealed).decode()}
+    return jcs.dumps(blob)
+
+
+def open_secret(keyring: Keyring, owner: str, blob: bytes, *, purpose: str) -> str:
+    """The secret of a :func:`seal_secret` blob (DecryptionError when it was sealed for
+    another owner or purpose, or tampered with; UnknownKeyError without its key)."""
+    try:
+        parsed = json.loads(blob)
+        wrapped = WrappedKey.from_json(parsed["key"])
+        sealed = base64.b64decode(parsed["secret"], validate=True)
+    except (ValueError, KeyError, TypeError) as e:
+        raise FormatError(f"sealed secret is malformed ({type(e).__name__})") from None
+    data_key = unwrap_data_key(keyring, wrapped, owner)
+    plain = open_sealed(data_key, sealed, shipment_id=owner, event_id="", purpose=purpose)
+    return plain.decode()
 
 
 # --- internals ------------------------------------------------------------------------------

@@ -550,27 +550,11 @@ class StaffService:
 
     def _seal_secret(self, user_id: str, secret: str) -> bytes:
         owner = f"staff-{user_id}"
-        data_key = envelope.new_data_key()
-        wrapped = envelope.wrap_data_key(self.keyring, data_key, owner)
-        sealed = envelope.seal(
-            data_key, secret.encode(), shipment_id=owner, event_id="", purpose=_TOTP_AAD_PURPOSE
-        )
-        blob = {"key": wrapped.to_json(), "secret": base64.b64encode(sealed).decode()}
-        return json.dumps(blob, sort_keys=True).encode()
+        return envelope.seal_secret(self.keyring, owner, secret, purpose=_TOTP_AAD_PURPOSE)
 
     def _open_secret(self, user_id: str, blob: bytes) -> str:
         owner = f"staff-{user_id}"
-        parsed = json.loads(blob)
-        wrapped = envelope.WrappedKey.from_json(parsed["key"])
-        data_key = envelope.unwrap_data_key(self.keyring, wrapped, owner)
-        secret = envelope.open_sealed(
-            data_key,
-            base64.b64decode(parsed["secret"]),
-            shipment_id=owner,
-            event_id="",
-            purpose=_TOTP_AAD_PURPOSE,
-        )
-        return secret.decode()
+        return envelope.open_secret(self.keyring, owner, blob, purpose=_TOTP_AAD_PURPOSE)
 
 
 def qr_png(text: str) -> bytes:

@@ -657,23 +657,8 @@ class WebhookService:
 
     def _seal(self, subscription_id: str, secret: str) -> bytes:
         owner = f"webhook-{subscription_id}"
-        data_key = envelope.new_data_key()
-        wrapped = envelope.wrap_data_key(self.keyring, data_key, owner)
-        sealed = envelope.seal(
-            data_key, secret.encode(), shipment_id=owner, event_id="", purpose=_SEAL_PURPOSE
-        )
-        blob = {"key": wrapped.to_json(), "secret": base64.b64encode(sealed).decode()}
-        return json.dumps(blob, sort_keys=True).encode()
+        return envelope.seal_secret(self.keyring, owner, secret, purpose=_SEAL_PURPOSE)
 
     def _open(self, subscription_id: str, blob: bytes) -> str:
         owner = f"webhook-{subscription_id}"
-        parsed = json.loads(blob)
-        wrapped = envelope.WrappedKey.from_json(parsed["key"])
-        data_key = envelope.unwrap_data_key(self.keyring, wrapped, owner)
-        return envelope.open_sealed(
-            data_key,
-            base64.b64decode(parsed["secret"]),
-            shipment_id=owner,
-            event_id="",
-            purpose=_SEAL_PURPOSE,
-        ).decode()
+        return envelope.open_secret(self.keyring, owner, blob, purpose=_SEAL_PURPOSE)
