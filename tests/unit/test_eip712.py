@@ -150,6 +150,22 @@ def test_any_key_signs_and_recovers(key: int, sequence: int) -> None:
     assert _split(sig)[1] <= SECP256K1_N // 2
 
 
+@given(
+    key=st.integers(1, SECP256K1_N - 1),
+    sequence=st.integers(0, 2**64 - 1),
+    commitment=st.binary(min_size=32, max_size=32),
+)
+@settings(max_examples=40, deadline=None)
+def test_the_direct_signer_gives_eth_accounts_bytes(
+    key: int, sequence: int, commitment: bytes
+) -> None:
+    private = _word(key)
+    event = dataclasses.replace(EVENT, sequence=sequence, commitment=commitment)
+    signable = encode_typed_data(full_message=eip712.typed_data(DOMAIN, event))
+    reference = Account.sign_message(signable, private)
+    assert eip712.sign_event(private, DOMAIN, event) == bytes(reference.signature)
+
+
 @pytest.mark.parametrize(
     ("desc", "domain", "event"),
     [

@@ -305,8 +305,19 @@ def digest(domain: Domain, event: SignedEvent) -> bytes:
 
 
 def sign_event(private_key: bytes, domain: Domain, event: SignedEvent) -> bytes:
-    """Sign ``event`` with a secp256k1 key; return 65 bytes ``r || s || v`` (low s, v 27/28)."""
-    return _sign(private_key, typed_data(domain, event))
+    """Sign ``event`` with a secp256k1 key; return 65 bytes ``r || s || v`` (low s, v 27/28).
+
+    Signs :func:`digest` directly with libsecp256k1 (RFC 6979 nonces, low s): the same bytes
+    as eth-account's generic encoder and signer (a test holds them equal), ~5x faster, which
+    a bulk import signing thousands of events notices."""
+    if not isinstance(private_key, bytes | bytearray) or len(private_key) != 32:
+        raise FormatError("private key must be 32 bytes")
+    try:
+        key = coincurve.PrivateKey(bytes(private_key))
+    except ValueError as e:
+        raise FormatError("private key is not a valid secp256k1 scalar") from e
+    recoverable = key.sign_recoverable(digest(domain, event), hasher=None)
+    return recoverable[:64] + bytes([27 + recoverable[64]])
 
 
 def sign_handoff(private_key: bytes, domain: Domain, handoff: Handoff) -> bytes:
