@@ -126,6 +126,7 @@ def test_rejected_rows_exit_1_and_go_to_the_rejects_file(node: Node, tmp_path: P
     report = json.loads(result.stdout)
     assert report["accepted"] == 2
     reasons = {r["where"]: r["reason"] for r in report["rejected"]}
+    assert list(reasons) == ["line 4", "line 5", "line 6"]  # in file order, however found
     assert reasons["line 6"] == "unknown status 'nowhere'"
     assert "delivered may not follow picked_up" in reasons["line 5"]
     assert reasons["line 4"] == "not imported: line 5 of the same shipment was refused"

@@ -455,8 +455,16 @@ def run_import(
                         _reject_group(result, g, STALE_REASON, settle)
     except ImportInterruptedError:
         result.not_attempted = total - done
+        result.rejected.sort(key=_position)
         raise
+    result.rejected.sort(key=_position)
     return result
+
+
+def _position(rejection: Rejection) -> tuple[str, int]:
+    """File order for the summary: "line 12" before "line 40" (then anything else)."""
+    kind, _, number = rejection.where.partition(" ")
+    return (kind, int(number)) if number.isdigit() else (rejection.where, 0)
 
 
 def _send(api: ImportApi, groups: list[Group], result: Summary, on_sent: Progress) -> list[Group]:
