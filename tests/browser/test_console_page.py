@@ -10,15 +10,10 @@ new event on the way. The screenshot ``console.png`` goes to a temporary directo
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import re
 import shutil
-import signal
 import socket
-import subprocess
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -29,7 +24,6 @@ from typing import Any
 import httpx
 import pyotp
 import pytest
-import uvicorn
 
 from parcelproof.api.app import create_app
 from parcelproof.api.deps import NodeServices
@@ -44,6 +38,7 @@ from parcelproof.store.disputes_sql import SqlDisputeStore
 from parcelproof.store.sql import SqlStore
 from parcelproof.store.staff_sql import SqlStaffStore
 from tests.conftest import Courier, make_courier
+from tests.support.serving import drive, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -165,78 +160,20 @@ def console_site(tmp_path: Path) -> Iterator[ConsoleSite]:
     )
     app = create_app(services)
     app.include_router(web_router(None, c.ledger.chain_id, c.ledger.address))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        assert httpx.get(f"{url.replace('localhost', '127.0.0.1')}/staff").status_code == 200
-        yield ConsoleSite(url, c, ids, parcels, pyotp.TOTP(secret), "0x" + dispute.dispute_id.hex())
+        with serving(app, sock):
+            assert httpx.get(f"{url.replace('localhost', '127.0.0.1')}/staff").status_code == 200
+            yield ConsoleSite(
+                url, c, ids, parcels, pyotp.TOTP(secret), "0x" + dispute.dispute_id.hex()
+            )
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         sock.close()
         engine.dispose()
 
 
 def _drive(node: str, args: dict[str, Any], answer: Callable[[dict[str, Any]], Any]) -> Any:
     """Run drive_console.mjs, answering its questions; kill its process group at 150 s."""
-    proc = subprocess.Popen(
-        [node, str(DRIVER), json.dumps(args)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    lines: queue.Queue[str | None] = queue.Queue()
-    stderr: list[str] = []
-
-    def pump(stream: Any, into: Callable[[str], object]) -> None:
-        for line in stream:
-            into(line)
-
-    def read_stdout() -> None:
-        pump(proc.stdout, lines.put)
-        lines.put(None)
-
-    out = threading.Thread(target=read_stdout)
-    err = threading.Thread(target=pump, args=(proc.stderr, stderr.append))
-    out.start()
-    err.start()
-    deadline = time.monotonic() + 150
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"drive_console.mjs did not finish:\n{''.join(stderr)[-4000:]}")
-            if line is None:
-                proc.wait(timeout=30)
-                pytest.fail(
-                    f"drive_console.mjs ended (exit {proc.returncode}) without a result:\n"
-                    f"{''.join(stderr)[-6000:]}"
-                )
-            message = json.loads(line)
-            if "ask" in message:
-                proc.stdin.write(json.dumps(answer(message["ask"])) + "\n")
-                proc.stdin.flush()
-            else:
-                result = message["result"]
-                break
-        assert proc.wait(timeout=30) == 0, "".join(stderr)[-4000:]
-        return result
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        out.join(timeout=5)
-        err.join(timeout=5)
+    return drive(node, DRIVER, args, answer, cwd=ROOT, timeout=150)
 
 
 def test_console_script_keeps_nothing_and_writes_text_only() -> None:

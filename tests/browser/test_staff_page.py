@@ -13,15 +13,10 @@ Screenshots go to a temporary directory, or to ``$PARCELPROOF_SCREENSHOTS``.
 from __future__ import annotations
 
 import base64
-import json
 import os
-import queue
 import re
 import shutil
-import signal
 import socket
-import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +28,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pyotp
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -47,6 +41,7 @@ from parcelproof.store.db import make_engine, session_factory, sqlite_url, upgra
 from parcelproof.store.sql import SqlStore
 from parcelproof.store.staff_sql import SqlStaffStore
 from tests.conftest import make_courier
+from tests.support.serving import drive, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -204,19 +199,11 @@ def staff_site(tmp_path: Path) -> Iterator[StaffSite]:
     app = create_app(NodeServices(node=c.node, ledger=c.ledger, clients=store, staff=staff))
     app.include_router(web_router(None, c.ledger.chain_id, c.ledger.address))
 
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        assert httpx.get(f"{url.replace('localhost', '127.0.0.1')}/staff").status_code == 200
-        yield StaffSite(url, staff)
+        with serving(app, sock):
+            assert httpx.get(f"{url.replace('localhost', '127.0.0.1')}/staff").status_code == 200
+            yield StaffSite(url, staff)
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         sock.close()
         engine.dispose()
 
@@ -250,56 +237,7 @@ class AuthenticatorApp:
 
 def _drive(node: str, args: dict[str, Any], answer: Callable[[dict[str, Any]], Any]) -> Any:
     """Run drive_staff.mjs, answering its questions; kill its process group at 180 s."""
-    proc = subprocess.Popen(
-        [node, str(DRIVER), json.dumps(args)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    lines: queue.Queue[str | None] = queue.Queue()
-    stderr: list[str] = []
-
-    def pump(stream: Any, into: Callable[[str], object]) -> None:
-        for line in stream:
-            into(line)
-
-    out = threading.Thread(target=lambda: (pump(proc.stdout, lines.put), lines.put(None)))
-    err = threading.Thread(target=pump, args=(proc.stderr, stderr.append))
-    out.start()
-    err.start()
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"drive_staff.mjs did not finish in 180 s:\n{''.join(stderr)[-4000:]}")
-            if line is None:
-                proc.wait(timeout=30)
-                err.join(timeout=5)
-                pytest.fail(
-                    f"drive_staff.mjs ended (exit {proc.returncode}) without a result:\n"
-                    f"{''.join(stderr)[-6000:]}"
-                )
-            message = json.loads(line)
-            if "ask" in message:
-                proc.stdin.write(json.dumps(answer(message["ask"])) + "\n")
-                proc.stdin.flush()
-            else:
-                result = message["result"]
-                break
-        assert proc.wait(timeout=30) == 0, "".join(stderr)[-4000:]
-        return result
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        out.join(timeout=5)
-        err.join(timeout=5)
+    return drive(node, DRIVER, args, answer, cwd=ROOT, timeout=180)
 
 
 @pytest.mark.browser

@@ -10,14 +10,12 @@ import select
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from parcelproof.api.app import create_app
@@ -28,6 +26,7 @@ from parcelproof.service import credentials
 from parcelproof.store.db import make_engine, session_factory, sqlite_url, upgrade
 from parcelproof.store.sql import SqlStore
 from tests.conftest import Courier, make_courier
+from tests.support.serving import serving
 
 PARCELS = ("PP200000001NL", "PP200000002NL")
 runner = CliRunner()
@@ -68,19 +67,11 @@ def node(tmp_path: Path) -> Iterator[Node]:
     services = NodeServices(node=c.node, ledger=c.ledger, clients=store)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(services), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
     try:
-        key = "0x" + c.driver._key.hex()
-        yield Node(f"http://127.0.0.1:{sock.getsockname()[1]}", token, key, c)
+        with serving(create_app(services), sock):
+            key = "0x" + c.driver._key.hex()
+            yield Node(f"http://127.0.0.1:{sock.getsockname()[1]}", token, key, c)
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         sock.close()
         engine.dispose()
 
