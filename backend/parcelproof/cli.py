@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import io
 import ipaddress
 import logging
@@ -21,13 +20,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from parcelproof import cli_devnet, cli_ops, cli_verify
+from parcelproof.cli_common import EnvFileOption
+from parcelproof.cli_common import guarded as _guarded
+from parcelproof.cli_common import print_error as _print_error
 from parcelproof.core.errors import Error, FormatError, NetworkError
 from parcelproof.service.audit import AuditAction
 from parcelproof.settings import ConfigurationError
@@ -63,9 +65,6 @@ DAY = 86400
 DEV_CHAIN_WARNING = "data anchored on this chain is lost when the process stops"
 LISTEN_BACKLOG = 2048
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
 RpcOption = Annotated[
     str | None,
     typer.Option(
@@ -78,55 +77,14 @@ NodeRpcOption = Annotated[
     str | None,
     typer.Option("--rpc", help="JSON-RPC URL of the ledger chain (default: PARCELPROOF_RPC_URL)"),
 ]
-EnvFileOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--env-file",
-        envvar="PARCELPROOF_ENV_FILE",
-        help="read settings from this file (default: ./.env if present)",
-    ),
-]
 
 
 # --- error reporting ------------------------------------------------------------------------
 
 
-def _print_error(message: str) -> None:
-    """One line on stderr: ``error: message`` (red on a terminal), never rich markup."""
-    Console(stderr=True, soft_wrap=True, highlight=False).print(
-        Text.assemble(("error:", "bold red"), " ", " ".join(str(message).split()))
-    )
-
-
 def _fail(console: Console, error: Exception, code: int = 2) -> typer.Exit:
     _print_error(str(error))
     return typer.Exit(code)
-
-
-def _guarded(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn every failure of a command into one ``error: …`` line and exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
-            raise
-        except Error as e:
-            _print_error(str(e))
-        except KeyboardInterrupt:
-            _print_error("interrupted")
-            raise typer.Exit(130) from None
-        except OSError as e:
-            _print_error(f"{type(e).__name__}: {e.strerror or e}")
-        except Exception as e:
-            from parcelproof.logs import redact
-
-            logging.getLogger("parcelproof.cli").debug("unexpected failure", exc_info=True)
-            _print_error(f"unexpected {type(e).__name__}: {redact(str(e))}")
-        raise typer.Exit(2)
-
-    return wrapper
 
 
 def _out() -> Console:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
@@ -11,14 +10,16 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from parcelproof.cli_common import EnvFileOption
+from parcelproof.cli_common import guarded as _guarded
 from parcelproof.core.errors import Error
 
 if TYPE_CHECKING:
@@ -40,34 +41,9 @@ PG_TOOL_TIMEOUT = 6 * 3600
 _CHUNK = 1 << 20
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-EnvFileOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--env-file",
-        envvar="PARCELPROOF_ENV_FILE",
-        help="read settings from this file (default: ./.env if present)",
-    ),
-]
-
 
 class BackupError(Error):
     """A dump cannot be written, read, checked or restored (the message says why)."""
-
-
-def _guarded(fn: Callable[P, R]) -> Callable[P, R]:
-    """`parcelproof.cli`'s error guard (one ``error: …`` line, exit 2), looked up when the
-    command runs, so that this module and cli.py can import each other in any order."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from parcelproof.cli import _guarded as guard
-
-        return guard(fn)(*args, **kwargs)
-
-    return wrapper
 
 
 def _echo(message: str) -> None:
